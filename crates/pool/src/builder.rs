@@ -1,0 +1,238 @@
+//! Configuration: [`PoolBuilder`] checks every setting and reports a bad one
+//! as a [`BuildError`]; nothing here panics or aborts.
+
+use crate::error::BuildError;
+use crate::pool::Pool;
+
+/// The largest number of buffers a pool can hold: `u32::MAX - 1`, because
+/// slot indices are `u32` and one value marks "no slot".
+pub const MAX_CAPACITY: usize = u32::MAX as usize - 1;
+
+/// The largest buffer alignment a pool supports: one 4 KiB page.
+pub const MAX_ALIGNMENT: usize = 4096;
+
+/// Settings for a [`Pool`], checked by [`build`](PoolBuilder::build).
+///
+/// The defaults suit packet buffers: 4096-byte buffers, 1024 of them, 64-byte
+/// (cache-line) alignment, no zeroing, no growth.
+///
+/// ```
+/// use arenapool::Pool;
+///
+/// let pool = Pool::builder()
+///     .buffer_size(1500)
+///     .capacity(256)
+///     .alignment(128)
+///     .zero_on_release(true)
+///     .grow_to(1024)
+///     .build()?;
+/// assert_eq!(pool.buffer_size(), 1500);
+/// assert_eq!(pool.stats().capacity, 256);
+/// # Ok::<(), arenapool::BuildError>(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct PoolBuilder {
+    pub(crate) buffer_size: usize,
+    pub(crate) capacity: usize,
+    pub(crate) alignment: usize,
+    pub(crate) zero_on_release: bool,
+    pub(crate) grow_to: Option<usize>,
+}
+
+impl Default for PoolBuilder {
+    fn default() -> Self {
+        Self {
+            buffer_size: 4096,
+            capacity: 1024,
+            alignment: 64,
+            zero_on_release: false,
+            grow_to: None,
+        }
+    }
+}
+
+/// A configuration that passed every check, in the types the pool uses.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Config {
+    pub(crate) buffer_size: usize,
+    pub(crate) capacity: u32,
+    pub(crate) alignment: usize,
+    /// `buffer_size` rounded up to `alignment`: the distance between slots.
+    pub(crate) stride: usize,
+    pub(crate) zero_on_release: bool,
+    /// Most slots the pool may ever have (`capacity` when it cannot grow).
+    pub(crate) limit: u32,
+}
+
+impl PoolBuilder {
+    /// Bytes in each buffer (default 4096). Must be at least 1.
+    pub fn buffer_size(mut self, bytes: usize) -> Self {
+        self.buffer_size = bytes;
+        self
+    }
+
+    /// Buffers allocated up front (default 1024), between 1 and
+    /// [`MAX_CAPACITY`].
+    pub fn capacity(mut self, buffers: usize) -> Self {
+        self.capacity = buffers;
+        self
+    }
+
+    /// Alignment of every buffer in bytes (default 64): a power of two up to
+    /// [`MAX_ALIGNMENT`]. Buffers are `buffer_size` rounded up to this apart.
+    pub fn alignment(mut self, bytes: usize) -> Self {
+        self.alignment = bytes;
+        self
+    }
+
+    /// Zero each buffer when it is released (default off), so no user ever
+    /// sees bytes written by another. Only the bytes the previous holder
+    /// could have written are cleared.
+    pub fn zero_on_release(mut self, on: bool) -> Self {
+        self.zero_on_release = on;
+        self
+    }
+
+    /// Let the pool grow when it runs out, up to `max_buffers` in total
+    /// (default: no growth). Each growth step adds one arena segment that
+    /// doubles the capacity, cut to the limit. Memory is never moved, so
+    /// handles stay valid, and it is given back only when the pool drops:
+    /// the limit is what bounds it.
+    pub fn grow_to(mut self, max_buffers: usize) -> Self {
+        self.grow_to = Some(max_buffers);
+        self
+    }
+
+    /// Checks the settings and allocates the first arena.
+    ///
+    /// # Errors
+    ///
+    /// A [`BuildError`] naming the first setting that is out of range, or
+    /// [`BuildError::Alloc`] if the allocator cannot provide the arena.
+    pub fn build(self) -> Result<Pool, BuildError> {
+        Pool::from_config(self.check()?)
+    }
+
+    /// Validates the settings without allocating.
+    pub(crate) fn check(&self) -> Result<Config, BuildError> {
+        if self.buffer_size == 0 {
+            return Err(BuildError::ZeroSize);
+        }
+        if self.capacity == 0 {
+            return Err(BuildError::ZeroCapacity);
+        }
+        let too_large = |n: usize| BuildError::CapacityTooLarge {
+            requested: n as u64,
+            max: MAX_CAPACITY as u64,
+        };
+        if self.capacity > MAX_CAPACITY {
+            return Err(too_large(self.capacity));
+        }
+        if !self.alignment.is_power_of_two() || self.alignment > MAX_ALIGNMENT {
+            return Err(BuildError::BadAlignment(self.alignment));
+        }
+        let capacity = self.capacity as u32;
+        let limit = match self.grow_to {
+            None => capacity,
+            Some(n) if n > MAX_CAPACITY => return Err(too_large(n)),
+            Some(n) if n < self.capacity => {
+                return Err(BuildError::GrowLimitBelowCapacity {
+                    capacity,
+                    limit: n as u32,
+                });
+            }
+            Some(n) => n as u32,
+        };
+        let stride = self
+            .buffer_size
+            .checked_next_multiple_of(self.alignment)
+            .ok_or(BuildError::TooLarge)?;
+        stride
+            .checked_mul(limit as usize)
+            .filter(|&bytes| bytes <= isize::MAX as usize)
+            .ok_or(BuildError::TooLarge)?;
+        Ok(Config {
+            buffer_size: self.buffer_size,
+            capacity,
+            alignment: self.alignment,
+            stride,
+            zero_on_release: self.zero_on_release,
+            limit,
+        })
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn err(b: PoolBuilder) -> BuildError {
+        b.check().unwrap_err()
+    }
+
+    #[test]
+    fn every_bad_setting_is_a_typed_error() {
+        let b = PoolBuilder::default;
+        assert_eq!(err(b().buffer_size(0)), BuildError::ZeroSize);
+        assert_eq!(err(b().capacity(0)), BuildError::ZeroCapacity);
+        assert_eq!(
+            err(b().capacity(MAX_CAPACITY + 1)),
+            BuildError::CapacityTooLarge {
+                requested: u32::MAX as u64,
+                max: MAX_CAPACITY as u64
+            }
+        );
+        assert!(matches!(
+            err(b().grow_to(usize::MAX)),
+            BuildError::CapacityTooLarge { .. }
+        ));
+        assert_eq!(
+            err(b().capacity(10).grow_to(9)),
+            BuildError::GrowLimitBelowCapacity {
+                capacity: 10,
+                limit: 9
+            }
+        );
+        for a in [0, 3, 48, 8192] {
+            assert_eq!(err(b().alignment(a)), BuildError::BadAlignment(a));
+        }
+        assert_eq!(err(b().buffer_size(usize::MAX)), BuildError::TooLarge);
+        assert_eq!(
+            err(b().buffer_size(1 << 40).capacity(1 << 24)),
+            BuildError::TooLarge
+        );
+        // The growth limit counts too, not only the initial capacity.
+        assert_eq!(
+            err(b().buffer_size(1 << 40).capacity(1).grow_to(1 << 24)),
+            BuildError::TooLarge
+        );
+    }
+
+    #[test]
+    fn good_settings_give_the_stride() {
+        let c = PoolBuilder::default()
+            .buffer_size(100)
+            .alignment(64)
+            .check()
+            .unwrap();
+        assert_eq!((c.stride, c.limit, c.capacity), (128, 1024, 1024));
+        let c = PoolBuilder::default()
+            .buffer_size(4096)
+            .alignment(4096)
+            .capacity(2)
+            .grow_to(5)
+            .check()
+            .unwrap();
+        assert_eq!((c.stride, c.limit), (4096, 5));
+        assert_eq!(
+            PoolBuilder::default()
+                .alignment(1)
+                .buffer_size(3)
+                .check()
+                .unwrap()
+                .stride,
+            3
+        );
+    }
+}

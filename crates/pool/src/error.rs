@@ -1,0 +1,67 @@
+//! Typed errors: a bad configuration or a failed allocation is a value the
+//! caller can match on, never a panic or an abort.
+
+use std::time::Duration;
+
+/// Why [`PoolBuilder::build`](crate::PoolBuilder::build) refused a
+/// configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// `buffer_size` was 0.
+    #[error("buffer size must be at least 1 byte")]
+    ZeroSize,
+    /// `capacity` was 0.
+    #[error("capacity must be at least 1 buffer")]
+    ZeroCapacity,
+    /// `capacity` (or the `grow_to` limit) was above [`MAX_CAPACITY`](crate::MAX_CAPACITY).
+    #[error("capacity {requested} is above the maximum of {max} buffers")]
+    CapacityTooLarge {
+        /// What was asked for.
+        requested: u64,
+        /// The largest capacity a pool supports (`u32::MAX - 1`).
+        max: u64,
+    },
+    /// The `grow_to` limit was below the initial capacity.
+    #[error("grow_to limit {limit} is below the initial capacity {capacity}")]
+    GrowLimitBelowCapacity {
+        /// The initial capacity.
+        capacity: u32,
+        /// The growth limit.
+        limit: u32,
+    },
+    /// `alignment` was not a power of two, or above [`MAX_ALIGNMENT`](crate::MAX_ALIGNMENT).
+    #[error("alignment {0} is not a power of two between 1 and 4096")]
+    BadAlignment(usize),
+    /// The arena (`buffer size` rounded up to the alignment, times the
+    /// capacity) would be larger than `isize::MAX` bytes.
+    #[error("the arena would be larger than isize::MAX bytes")]
+    TooLarge,
+    /// The global allocator could not provide the arena.
+    #[error("could not allocate an arena of {bytes} bytes")]
+    Alloc {
+        /// Size of the allocation that failed.
+        bytes: usize,
+    },
+}
+
+/// No buffer became free within the time allowed.
+///
+/// Returned by [`Pool::acquire_timeout`](crate::Pool::acquire_timeout) and
+/// its owned variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("buffer pool exhausted: no buffer became free within {waited:?}")]
+pub struct Exhausted {
+    /// How long the caller waited.
+    pub waited: Duration,
+}
+
+/// A write or length that does not fit in a buffer. Nothing was changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{requested} bytes do not fit in a buffer of {capacity}")]
+pub struct CapacityError {
+    /// The length the operation needed.
+    pub requested: usize,
+    /// The buffer's capacity.
+    pub capacity: usize,
+}

@@ -1,0 +1,376 @@
+//! RAII handles: [`Buf`] (borrows the pool) and [`OwnedBuf`] (holds an
+//! `Arc<Pool>`, `'static`).
+//!
+//! Both behave like a `Vec<u8>` whose capacity is fixed at the buffer size:
+//! `len` bytes are "filled" and visible through `Deref<Target = [u8]>`, and
+//! the whole slot is reachable through [`as_full_mut`](Buf::as_full_mut).
+//! Every byte of a slot is always initialised (the arena is zeroed when it is
+//! made), so growing the length with `set_len` is safe: it exposes old bytes,
+//! never uninitialised memory.
+//!
+//! The two types share one implementation, [`Slot`], and one macro that
+//! writes their identical public methods; they differ only in how they hold
+//! the pool.
+
+use std::fmt;
+use std::io;
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+use crate::error::CapacityError;
+use crate::pool::Pool;
+
+/// The part of a handle that does not depend on how the pool is held.
+///
+/// Invariants: the handle owns slot `idx` exclusively until drop; `ptr` is
+/// that slot's first byte, derived from the arena allocation; `cap` is the
+/// pool's buffer size, so `ptr .. ptr + cap` is inside the slot;
+/// `len <= dirty <= cap`, where `dirty` bounds the bytes this holder may have
+/// written (what `zero_on_release` clears).
+struct Slot {
+    ptr: NonNull<u8>,
+    len: usize,
+    cap: usize,
+    dirty: usize,
+    idx: u32,
+}
+
+impl Slot {
+    #[inline]
+    fn new(pool: &Pool, idx: u32) -> Self {
+        Self {
+            ptr: pool.slot_ptr(idx),
+            len: 0,
+            cap: pool.buffer_size(),
+            dirty: 0,
+            idx,
+        }
+    }
+
+    #[inline]
+    fn filled(&self) -> &[u8] {
+        // SAFETY: `len <= cap` bytes from `ptr` lie in our slot, are
+        // initialised (the arena is zeroed), and we own the slot.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    #[inline]
+    fn filled_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `filled`; `&mut self` makes the borrow unique.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+
+    #[inline]
+    fn full(&self) -> &[u8] {
+        // SAFETY: the whole slot (`cap` bytes) is ours and initialised.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.cap) }
+    }
+
+    #[inline]
+    fn full_mut(&mut self) -> &mut [u8] {
+        self.dirty = self.cap;
+        // SAFETY: the whole slot is ours and initialised; `&mut self`
+        // makes the borrow unique.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.cap) }
+    }
+
+    #[inline]
+    fn set_len(&mut self, len: usize) -> Result<(), CapacityError> {
+        if len > self.cap {
+            return Err(CapacityError {
+                requested: len,
+                capacity: self.cap,
+            });
+        }
+        self.len = len;
+        self.dirty = self.dirty.max(len);
+        Ok(())
+    }
+
+    #[inline]
+    fn extend_from_slice(&mut self, data: &[u8]) -> Result<(), CapacityError> {
+        let end = self.len.checked_add(data.len()).filter(|&e| e <= self.cap);
+        let Some(end) = end else {
+            return Err(CapacityError {
+                requested: self.len.saturating_add(data.len()),
+                capacity: self.cap,
+            });
+        };
+        let start = self.len;
+        self.full_mut_unmarked()[start..end].copy_from_slice(data);
+        self.set_len(end)
+    }
+
+    /// Copies as much of `data` as fits; returns how much that was.
+    #[inline]
+    fn write_some(&mut self, data: &[u8]) -> usize {
+        let n = data.len().min(self.cap - self.len);
+        let start = self.len;
+        self.full_mut_unmarked()[start..start + n].copy_from_slice(&data[..n]);
+        self.len += n;
+        self.dirty = self.dirty.max(self.len);
+        n
+    }
+
+    /// The whole slot, without marking it all dirty: for writers that
+    /// update `len` (and so `dirty`) themselves.
+    #[inline]
+    fn full_mut_unmarked(&mut self) -> &mut [u8] {
+        // SAFETY: as in `full_mut`.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.cap) }
+    }
+
+    /// Gives the slot back.
+    ///
+    /// # Safety
+    ///
+    /// `pool` is the pool this slot came from, and `self` is not used
+    /// afterwards (called once, from the handle's `Drop`).
+    #[inline]
+    unsafe fn release(&mut self, pool: &Pool) {
+        // SAFETY: we own slot `idx` and `ptr` is its address (type
+        // invariant); `dirty <= cap == buffer_size`; the caller promises
+        // this is the last use.
+        unsafe { pool.release(self.idx, self.ptr, self.dirty) }
+    }
+}
+
+/// A buffer borrowed from a [`Pool`]; returns to it on drop.
+///
+/// Works like a `Vec<u8>` with a fixed capacity: see the
+/// [module docs](crate#handles) and the methods below. `Debug` shows the
+/// index, length and capacity, never the contents.
+///
+/// ```
+/// let pool = arenapool::Pool::new(8, 1)?;
+/// let mut buf = pool.try_acquire().unwrap();
+/// buf.extend_from_slice(b"abc")?;
+/// assert_eq!((buf.len(), buf.capacity()), (3, 8));
+/// assert!(buf.extend_from_slice(b"too long").is_err());
+/// assert_eq!(&buf[..], b"abc", "a failed extend writes nothing");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Buf<'pool> {
+    slot: Slot,
+    pool: &'pool Pool,
+}
+
+/// A buffer that keeps its [`Pool`] alive: `'static` and `Send`, for moving
+/// into threads and tasks. Returns to the pool on drop; the pool is freed
+/// when the last `OwnedBuf` and the last `Arc<Pool>` are gone.
+///
+/// Has the same methods as [`Buf`].
+///
+/// ```
+/// use std::sync::Arc;
+/// let pool = Arc::new(arenapool::Pool::new(64, 4)?);
+/// let mut buf = pool.try_acquire_owned().unwrap();
+/// drop(pool); // the buffer keeps the pool alive
+/// buf.extend_from_slice(b"still here")?;
+/// assert_eq!(buf.pool().stats().in_use, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct OwnedBuf {
+    slot: Slot,
+    pool: Arc<Pool>,
+}
+
+impl<'pool> Buf<'pool> {
+    #[inline]
+    pub(crate) fn new(pool: &'pool Pool, idx: u32) -> Self {
+        Self {
+            slot: Slot::new(pool, idx),
+            pool,
+        }
+    }
+
+    /// The pool this buffer belongs to.
+    pub fn pool(&self) -> &'pool Pool {
+        self.pool
+    }
+}
+
+impl OwnedBuf {
+    #[inline]
+    pub(crate) fn new(pool: Arc<Pool>, idx: u32) -> Self {
+        Self {
+            slot: Slot::new(&pool, idx),
+            pool,
+        }
+    }
+
+    /// The pool this buffer belongs to.
+    pub fn pool(&self) -> &Arc<Pool> {
+        &self.pool
+    }
+}
+
+/// The public surface shared by `Buf` and `OwnedBuf`, written once.
+macro_rules! handle_methods {
+    ($ty:ty, $name:literal) => {
+        impl $ty {
+            /// Bytes filled so far (what `Deref` shows).
+            #[inline]
+            pub fn len(&self) -> usize {
+                self.slot.len
+            }
+
+            /// `true` if no bytes are filled.
+            #[inline]
+            pub fn is_empty(&self) -> bool {
+                self.slot.len == 0
+            }
+
+            /// Size of the buffer: the pool's buffer size. Never changes.
+            #[inline]
+            pub fn capacity(&self) -> usize {
+                self.slot.cap
+            }
+
+            /// Bytes that can still be appended: `capacity() - len()`.
+            #[inline]
+            pub fn remaining(&self) -> usize {
+                self.slot.cap - self.slot.len
+            }
+
+            /// The whole buffer, filled or not. Every byte is initialised
+            /// (zero, or whatever a holder wrote before), so this is safe.
+            #[inline]
+            pub fn as_full(&self) -> &[u8] {
+                self.slot.full()
+            }
+
+            /// The whole buffer, mutably: read into it (a socket, a file),
+            /// then call [`set_len`](Self::set_len) with the byte count.
+            #[inline]
+            pub fn as_full_mut(&mut self) -> &mut [u8] {
+                self.slot.full_mut()
+            }
+
+            /// The unfilled tail, `as_full_mut()[len()..]`, for reading into.
+            #[inline]
+            pub fn spare_mut(&mut self) -> &mut [u8] {
+                let len = self.slot.len;
+                &mut self.slot.full_mut()[len..]
+            }
+
+            /// Sets the filled length. Safe, unlike `Vec::set_len`, because
+            /// every byte of the buffer is initialised.
+            ///
+            /// # Errors
+            ///
+            /// [`CapacityError`] if `len > capacity()`; nothing changes.
+            #[inline]
+            pub fn set_len(&mut self, len: usize) -> Result<(), CapacityError> {
+                self.slot.set_len(len)
+            }
+
+            /// Shortens to `len` bytes; does nothing if already shorter.
+            #[inline]
+            pub fn truncate(&mut self, len: usize) {
+                self.slot.len = self.slot.len.min(len);
+            }
+
+            /// Empties the buffer (`len = 0`). The bytes stay as they are.
+            #[inline]
+            pub fn clear(&mut self) {
+                self.slot.len = 0;
+            }
+
+            /// Appends `data`.
+            ///
+            /// # Errors
+            ///
+            /// [`CapacityError`] if it does not fit; nothing is written.
+            #[inline]
+            pub fn extend_from_slice(&mut self, data: &[u8]) -> Result<(), CapacityError> {
+                self.slot.extend_from_slice(data)
+            }
+
+            /// The slot's index in the pool: stable for the pool's life, in
+            /// `0..stats().max_capacity`. Useful as an id, for example to
+            /// name the buffer to the kernel (io_uring registered buffers).
+            #[inline]
+            pub fn index(&self) -> u32 {
+                self.slot.idx
+            }
+        }
+
+        impl std::ops::Deref for $ty {
+            type Target = [u8];
+            #[inline]
+            fn deref(&self) -> &[u8] {
+                self.slot.filled()
+            }
+        }
+
+        impl std::ops::DerefMut for $ty {
+            #[inline]
+            fn deref_mut(&mut self) -> &mut [u8] {
+                self.slot.filled_mut()
+            }
+        }
+
+        impl AsRef<[u8]> for $ty {
+            #[inline]
+            fn as_ref(&self) -> &[u8] {
+                self.slot.filled()
+            }
+        }
+
+        impl AsMut<[u8]> for $ty {
+            #[inline]
+            fn as_mut(&mut self) -> &mut [u8] {
+                self.slot.filled_mut()
+            }
+        }
+
+        /// Appends at the end; a full buffer accepts 0 bytes, so
+        /// `write_all` reports [`io::ErrorKind::WriteZero`].
+        impl io::Write for $ty {
+            #[inline]
+            fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+                Ok(self.slot.write_some(data))
+            }
+
+            #[inline]
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct($name)
+                    .field("index", &self.slot.idx)
+                    .field("len", &self.slot.len)
+                    .field("capacity", &self.slot.cap)
+                    .finish()
+            }
+        }
+
+        impl Drop for $ty {
+            #[inline]
+            fn drop(&mut self) {
+                // SAFETY: the slot came from `self.pool`, and this is the
+                // handle's last use of it.
+                unsafe { self.slot.release(&self.pool) }
+            }
+        }
+    };
+}
+
+handle_methods!(Buf<'_>, "Buf");
+handle_methods!(OwnedBuf, "OwnedBuf");
+
+// SAFETY: a handle owns its slot exclusively (no other handle can reach
+// those bytes), and the pool it refers to is `Sync`. Moving the handle to
+// another thread moves that exclusive ownership, like `Box<[u8]>`.
+unsafe impl Send for Buf<'_> {}
+// SAFETY: `&Buf` only gives `&[u8]` access to the slot and `&Pool`; both are
+// fine to share between threads.
+unsafe impl Sync for Buf<'_> {}
+// SAFETY: as for `Buf`; `Arc<Pool>` is `Send + Sync` because `Pool` is.
+unsafe impl Send for OwnedBuf {}
+// SAFETY: as for `Buf`.
+unsafe impl Sync for OwnedBuf {}
