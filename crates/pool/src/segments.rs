@@ -166,7 +166,8 @@ impl Links for Segments {
     #[inline]
     fn try_link(&self, idx: u32) -> Option<&AtomicU64> {
         if idx < self.first_len {
-            return self.first.links.get(idx as usize);
+            // SAFETY: segment 0 has `first_len` link words.
+            return Some(unsafe { self.first.links.get_unchecked(idx as usize) });
         }
         let (k, start) = self.segment_of(idx);
         self.get(k)?.links.get((idx - start) as usize)
@@ -202,7 +203,8 @@ mod tests {
     fn segment_lookup_matches_the_doubling_layout() {
         for c in [1u32, 3, 7, 64, 1000] {
             let s = Segments::new(c, 64, 64).unwrap();
-            for idx in (0..64 * c).chain([u32::MAX - 2]) {
+            let span = if cfg!(miri) { 4 } else { 64 };
+            for idx in (0..span * c).chain([u32::MAX - 2]) {
                 let (k, start) = s.segment_of(idx);
                 let (lo, hi) = if k == 0 {
                     (0u64, c as u64)

@@ -1,0 +1,18 @@
+// A `Buf` borrows its pool: it can neither be returned from the function
+// that owns the pool nor be used after the pool is dropped.
+
+use arenapool::{Buf, Pool};
+
+fn make() -> Buf<'static> {
+    let pool = Pool::new(64, 1).unwrap();
+    pool.try_acquire().unwrap()
+}
+
+fn main() {
+    drop(make());
+
+    let pool = Pool::new(64, 1).unwrap();
+    let buf = pool.try_acquire().unwrap();
+    drop(pool);
+    println!("{}", buf.len());
+}
