@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
-use event_listener::{Event, Listener};
+use event_listener::{Event, IntoNotification, Listener};
 
 use crate::builder::{Config, PoolBuilder};
 use crate::error::{BuildError, Exhausted};
@@ -299,7 +299,7 @@ impl Pool {
             };
             self.free.push_chain(&self.segments, rest);
             if self.waiters.load(SeqCst) != 0 {
-                self.event.notify(rest.len as usize);
+                self.event.notify((rest.len as usize).additional());
             }
         }
         Some(mine)
@@ -366,7 +366,10 @@ impl Pool {
 
     #[cold]
     fn wake_one(&self) {
-        self.event.notify(1);
+        // `additional`: a plain `notify(1)` only makes sure that *some*
+        // listener is notified, so a burst of releases before the first
+        // woken waiter runs would wake just one.
+        self.event.notify(1.additional());
     }
 }
 
