@@ -1,0 +1,124 @@
+//! `arenapool` itself as a candidate: an `Arc<Pool>` handing out
+//! [`OwnedBuf`]s through `try_acquire_owned`, so buffers can cross threads.
+//!
+//! The pool comes from a [`PoolBuilder`] the caller passes in, so each
+//! configuration worth comparing is one line in the roster
+//! ([`crate::roster`]).
+
+use std::fmt;
+use std::sync::Arc;
+
+use arenapool::{OwnedBuf, Pool, PoolBuilder};
+
+use crate::candidate::{Candidate, SIZE, TOUCH};
+
+/// An arenapool [`Pool`] configured by a builder, under a name.
+pub struct ArenaPool {
+    name: String,
+    pool: Arc<Pool>,
+}
+
+/// Why an [`ArenaPool`] could not be made.
+#[derive(Debug)]
+pub enum ArenaPoolError {
+    /// The builder rejected its settings or the arena could not be allocated.
+    Build(arenapool::BuildError),
+    /// The builder's buffers are smaller than the shoot-out's [`SIZE`].
+    TooSmall(usize),
+}
+
+impl fmt::Display for ArenaPoolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Build(e) => write!(f, "cannot build the pool: {e}"),
+            Self::TooSmall(n) => write!(f, "buffers of {n} bytes; the shoot-out needs {SIZE}"),
+        }
+    }
+}
+
+impl std::error::Error for ArenaPoolError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Build(e) => Some(e),
+            Self::TooSmall(_) => None,
+        }
+    }
+}
+
+impl ArenaPool {
+    /// Builds the pool. Size it so no scenario exhausts it (the roster uses
+    /// [`POOL_CAPACITY`](crate::POOL_CAPACITY) buffers); an exhausted pool
+    /// makes [`acquire`](Candidate::acquire) panic with a message that says
+    /// so.
+    ///
+    /// # Errors
+    ///
+    /// If the builder fails, or its buffers are smaller than [`SIZE`].
+    pub fn new(name: impl Into<String>, builder: PoolBuilder) -> Result<Self, ArenaPoolError> {
+        let pool = builder.build().map_err(ArenaPoolError::Build)?;
+        if pool.buffer_size() < SIZE {
+            return Err(ArenaPoolError::TooSmall(pool.buffer_size()));
+        }
+        Ok(Self {
+            name: name.into(),
+            pool: Arc::new(pool),
+        })
+    }
+
+    /// The pool, for its statistics.
+    pub fn pool(&self) -> &Arc<Pool> {
+        &self.pool
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn exhausted(&self) -> ! {
+        let stats = self.pool.stats();
+        panic!(
+            "{}: pool exhausted ({} of {} buffers in use): size it for the scenario",
+            self.name, stats.in_use, stats.max_capacity
+        )
+    }
+}
+
+impl fmt::Debug for ArenaPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ArenaPool")
+            .field("name", &self.name)
+            .field("stats", &self.pool.stats())
+            .finish()
+    }
+}
+
+impl Candidate for ArenaPool {
+    type Buf = OwnedBuf;
+
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    #[inline]
+    fn acquire(&self) -> OwnedBuf {
+        match self.pool.try_acquire_owned() {
+            Some(buf) => buf,
+            None => self.exhausted(),
+        }
+    }
+
+    #[inline]
+    fn touch(buf: &mut OwnedBuf) {
+        // Cannot fail: `new` checked that buffers hold SIZE >= 64 bytes, and
+        // a fresh handle is empty.
+        let _ = buf.extend_from_slice(&TOUCH);
+    }
+
+    #[inline]
+    fn release(&self, buf: OwnedBuf) {
+        drop(buf);
+    }
+
+    fn fill(buf: &mut OwnedBuf, byte: u8) -> &[u8] {
+        buf.as_full_mut().fill(byte);
+        buf.as_full()
+    }
+}
