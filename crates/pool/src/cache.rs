@@ -31,17 +31,17 @@
 //!
 //! ```text
 //! owner (every operation)               stealer (rare)
-//!   busy = true                           steal_pending = true
+//!   busy = true                           gate |= STEALING
 //!   light barrier                         heavy barrier
-//!   if steal_pending: busy = false,       for each cache:
+//!   if gate != 0: busy = false,           for each cache:
 //!      use the shared list instead            wait while busy
 //!   ... push or pop ...                       take all its slots
-//!   busy = false (Release)                steal_pending = false (Release)
+//!   busy = false (Release)                gate &= !STEALING (Release)
 //! ```
 //!
 //! With full fences on both sides, at least one of them sees the other's
 //! flag: either the stealer sees `busy` and waits for the operation to end,
-//! or the owner sees `steal_pending` and stays out of its cache. The light
+//! or the owner sees the `STEALING` bit and stays out of its cache. The light
 //! barrier on the hot path is only a compiler fence when Linux's
 //! `membarrier` is available; the stealer's heavy barrier then forces the
 //! hardware fence onto the owner's CPU (see `barrier.rs`). A stealer holds
@@ -51,8 +51,8 @@
 //! Blocking waiters rely on the same handshake: a waiter increments the
 //! waiter count and then steals; a release that started before the steal is
 //! waited for and its slot taken, one that starts after it sees the waiter
-//! count (owners check it beside `steal_pending`) and pushes to the shared
-//! list, which wakes the waiter.
+//! count (owners read it in the same `gate` word as the `STEALING` bit) and
+//! pushes to the shared list, which wakes the waiter.
 //!
 //! Stealing costs a `membarrier` system call (about a microsecond), so an
 //! exhausted pool's failing `try_acquire` is slower than a successful one.
@@ -63,7 +63,7 @@ use std::sync::Weak;
 use crossbeam_utils::Backoff;
 
 use crate::barrier;
-use crate::pool::Shared;
+use crate::pool::{STEALING, Shared};
 use crate::sync::Ordering::{Acquire, Relaxed, Release};
 use crate::sync::{Arc, AtomicBool, AtomicU32, lock, spin_wait};
 
@@ -101,7 +101,7 @@ impl Cache {
     fn enter(&self, shared: &Shared) -> bool {
         self.busy.store(true, Relaxed);
         barrier::light(shared.asymmetric);
-        if shared.steal_pending.load(Acquire) || shared.waiters.load(Relaxed) != 0 {
+        if shared.gate.load(Acquire) != 0 {
             self.busy.store(false, Release);
             return false;
         }
@@ -177,10 +177,16 @@ impl Shared {
     #[cold]
     pub(crate) fn steal(&self) -> Option<u32> {
         let caches = lock(&self.caches);
+        // A thread that exited just now moved its cache to the free list
+        // under this lock (`retire`): look there first, or that slot would
+        // be in neither place this steal looks.
+        if let Some(idx) = self.take_shared() {
+            return Some(idx);
+        }
         if caches.is_empty() {
             return None; // no thread has a cache (new ones need this lock)
         }
-        self.steal_pending.store(true, Relaxed);
+        self.gate.fetch_or(STEALING, Relaxed);
         let mut got = None;
         if barrier::heavy(self.asymmetric) {
             for cache in caches.iter() {
@@ -195,7 +201,7 @@ impl Shared {
                 self.put_many(slots);
             }
         }
-        self.steal_pending.store(false, Release);
+        self.gate.fetch_and(!STEALING, Release);
         got
     }
 
@@ -211,6 +217,9 @@ impl Shared {
 /// A thread's link to one pool's cache. Dropping it (when the thread exits)
 /// gives the cached slots back.
 struct Entry {
+    /// `pool`'s address: the lookup key, valid as long as `pool` is kept
+    /// (a `Weak` keeps the allocation, so no other pool can reuse it).
+    key: usize,
     pool: Weak<Shared>,
     cache: Arc<Cache>,
 }
@@ -238,10 +247,10 @@ loom::thread_local! {
 fn with_cache<R>(pool: &std::sync::Arc<Shared>, f: impl FnOnce(&Cache) -> R) -> Option<R> {
     CACHES
         .try_with(|entries| {
-            let key = std::sync::Arc::as_ptr(pool);
+            let key = std::sync::Arc::as_ptr(pool) as usize;
             {
                 let entries = entries.try_borrow().ok()?;
-                if let Some(e) = entries.iter().find(|e| e.pool.as_ptr() == key) {
+                if let Some(e) = entries.iter().find(|e| e.key == key) {
                     return Some(f(&e.cache));
                 }
             }
@@ -259,6 +268,7 @@ fn register(pool: &std::sync::Arc<Shared>, entries: &mut Vec<Entry>) -> Arc<Cach
     let cache = Arc::new(Cache::new(pool.config.cache_size));
     lock(&pool.caches).push(Arc::clone(&cache));
     entries.push(Entry {
+        key: std::sync::Arc::as_ptr(pool) as usize,
         pool: std::sync::Arc::downgrade(pool),
         cache: Arc::clone(&cache),
     });
@@ -293,4 +303,89 @@ pub(crate) fn put(pool: &std::sync::Arc<Shared>, idx: u32) -> bool {
         true
     })
     .unwrap_or(false)
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use std::sync::Arc as StdArc;
+    use std::time::Duration;
+
+    use crate::Pool;
+    use crate::sync::{AtomicBool, model, thread};
+    use loom::sync::Arc;
+
+    use super::*;
+
+    fn pool(capacity: usize, cache_size: usize) -> StdArc<Pool> {
+        StdArc::new(
+            Pool::builder()
+                .buffer_size(8)
+                .capacity(capacity)
+                .cache_size(cache_size)
+                .build()
+                .unwrap(),
+        )
+    }
+
+    /// A thread keeps releasing into (and taking from) its cache while
+    /// another thread, finding the shared list empty, steals: no slot is
+    /// handed out twice and none is lost.
+    #[test]
+    fn steal_races_cached_ops() {
+        model(|| {
+            let p = pool(2, 2);
+            let owned: Arc<Vec<AtomicBool>> =
+                Arc::new((0..2).map(|_| AtomicBool::new(false)).collect());
+            let claim = |owned: &[AtomicBool], i: u32| {
+                assert!(!owned[i as usize].swap(true, Relaxed), "slot {i} twice");
+            };
+            let t = {
+                let (p, owned) = (p.clone(), owned.clone());
+                thread::spawn(move || {
+                    for _ in 0..2 {
+                        if let Some(b) = p.try_acquire() {
+                            claim(&owned, b.index());
+                            owned[b.index() as usize].store(false, Relaxed);
+                        }
+                    }
+                })
+            };
+            if let Some(b) = p.try_acquire() {
+                claim(&owned, b.index());
+                owned[b.index() as usize].store(false, Relaxed);
+            }
+            t.join().unwrap();
+            // The spawned thread has exited, so its cache was handed back.
+            let all: Vec<_> = (0..2).map_while(|_| p.try_acquire()).collect();
+            assert_eq!(all.len(), 2, "{:?}", p.stats());
+            assert_ne!(all[0].index(), all[1].index());
+        });
+    }
+
+    /// A release into a cache while the only other thread is about to sleep
+    /// in a blocking acquire: the sleeper must get the buffer (the release
+    /// either sees the waiter or the waiter's steal sees the cached slot).
+    /// The releasing thread stays alive until then, so its exit cannot hand
+    /// the slot over and hide a lost wake-up.
+    #[test]
+    fn cached_release_wakes_waiter() {
+        model(|| {
+            let p = pool(1, 1);
+            let buf = p.try_acquire_owned().unwrap();
+            let done = Arc::new(AtomicBool::new(false));
+            let t = {
+                let done = done.clone();
+                thread::spawn(move || {
+                    drop(buf);
+                    while !done.load(Acquire) {
+                        thread::yield_now();
+                    }
+                })
+            };
+            let got = p.acquire_timeout(Duration::MAX).unwrap();
+            done.store(true, Release);
+            drop(got);
+            t.join().unwrap();
+        });
+    }
 }

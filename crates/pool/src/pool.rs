@@ -16,9 +16,9 @@
 //! sleeper only if the waiter count is non-zero, so the common case pays one
 //! load, not a notification. That skip is safe by a Dekker-style argument:
 //!
-//! * a waiter increments `waiters` (`SeqCst`), issues a `SeqCst` fence, and
-//!   only then tries the free list;
-//! * a releaser pushes with a `SeqCst` CAS and then loads `waiters`
+//! * a waiter adds itself to the waiter count (`SeqCst`), issues a `SeqCst`
+//!   fence, and only then tries the free list;
+//! * a releaser pushes with a `SeqCst` CAS and then loads the waiter count
 //!   (`SeqCst`).
 //!
 //! In the single total order of `SeqCst` operations, either the releaser's
@@ -47,7 +47,7 @@ use crate::handle::{Buf, OwnedBuf};
 use crate::segments::Segments;
 use crate::stats::Stats;
 use crate::sync::Ordering::{Acquire, Relaxed, Release, SeqCst};
-use crate::sync::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Mutex, fence, lock};
+use crate::sync::{AtomicU32, AtomicU64, AtomicUsize, Mutex, fence, lock};
 
 /// A pool of fixed-size byte buffers carved from one arena.
 ///
@@ -85,12 +85,12 @@ pub(crate) struct Shared {
     /// Highest slot index ever taken from the free list, plus one. Written
     /// only when it rises: see [`Stats::high_water`].
     frontier: AtomicU32,
-    /// Callers sleeping (or about to) in a blocking acquire. Read on every
-    /// release; see the module docs for the protocol.
-    pub(crate) waiters: AtomicUsize,
-    /// A thread is taking the slots out of every cache (`cache.rs`). Read
-    /// on every cached acquire and release.
-    pub(crate) steal_pending: AtomicBool,
+    /// `WAITER` times the number of callers sleeping (or about to) in a
+    /// blocking acquire, plus `STEALING` while a thread takes the slots out
+    /// of every cache (`cache.rs`). One word, so that the cached hot path
+    /// learns "leave the cache alone" from a single load; read on every
+    /// acquire and release. See the module docs for the protocol.
+    pub(crate) gate: AtomicUsize,
     /// Whether the cache handshake uses `membarrier` (see `barrier.rs`);
     /// fixed at build time so both sides agree.
     pub(crate) asymmetric: bool,
@@ -99,10 +99,15 @@ pub(crate) struct Shared {
     pub(crate) event: Event,
     /// Every thread cache of this pool. Its lock also serialises stealing
     /// and the hand-back of a cache when its thread exits.
-    pub(crate) caches: Mutex<Vec<Arc<Cache>>>,
+    pub(crate) caches: Mutex<Vec<crate::sync::Arc<Cache>>>,
     /// Written only on slow paths; kept off the read-mostly lines above.
     slow: CachePadded<SlowPath>,
 }
+/// `Shared::gate` bit: a steal is in progress.
+pub(crate) const STEALING: usize = 1;
+/// `Shared::gate` unit: one blocking waiter.
+pub(crate) const WAITER: usize = 2;
+
 struct SlowPath {
     failed: AtomicU64,
     waits: AtomicU64,
@@ -139,8 +144,7 @@ impl Pool {
             segments,
             config,
             frontier: AtomicU32::new(0),
-            waiters: AtomicUsize::new(0),
-            steal_pending: AtomicBool::new(false),
+            gate: AtomicUsize::new(0),
             asymmetric,
             capacity: AtomicU32::new(config.capacity),
             event: Event::new(),
@@ -319,11 +323,15 @@ impl Shared {
     /// The shared-list part of [`take`](Self::take).
     #[inline]
     pub(crate) fn take_uncached(&self) -> Option<u32> {
-        if let Some(idx) = self.free.pop(&self.segments) {
-            self.note_taken(idx);
-            return Some(idx);
-        }
-        self.take_slow()
+        self.take_shared().or_else(|| self.take_slow())
+    }
+
+    /// One slot from the free list.
+    #[inline]
+    pub(crate) fn take_shared(&self) -> Option<u32> {
+        let idx = self.free.pop(&self.segments)?;
+        self.note_taken(idx);
+        Some(idx)
     }
 
     #[cold]
@@ -350,7 +358,7 @@ impl Shared {
     #[inline]
     pub(crate) fn put_uncached(&self, idx: u32) {
         self.free.push(&self.segments, idx);
-        if self.waiters.load(SeqCst) != 0 {
+        if self.gate.load(SeqCst) >= WAITER {
             self.wake(1);
         }
     }
@@ -378,7 +386,7 @@ impl Shared {
         }
         if let Some(chain) = chain {
             self.free.push_chain(&self.segments, chain);
-            if self.waiters.load(SeqCst) != 0 {
+            if self.gate.load(SeqCst) >= WAITER {
                 self.wake(chain.len as usize);
             }
         }
@@ -437,8 +445,7 @@ impl Shared {
         }
         let mut segments = lock(&self.slow.grow);
         // Another thread may have grown, or slots come back, meanwhile.
-        if let Some(idx) = self.free.pop(&self.segments) {
-            self.note_taken(idx);
+        if let Some(idx) = self.take_shared() {
             return Some(idx);
         }
         let capacity = self.capacity.load(Relaxed);
@@ -459,7 +466,7 @@ impl Shared {
                 len: len - 1,
             };
             self.free.push_chain(&self.segments, rest);
-            if self.waiters.load(SeqCst) != 0 {
+            if self.gate.load(SeqCst) >= WAITER {
                 self.wake(rest.len as usize);
             }
         }
@@ -474,7 +481,7 @@ impl Shared {
         let start = Instant::now();
         let deadline = start.checked_add(timeout);
         self.slow.waits.fetch_add(1, Relaxed);
-        self.waiters.fetch_add(1, SeqCst);
+        self.gate.fetch_add(WAITER, SeqCst);
         fence(SeqCst);
         let got = loop {
             if let Some(idx) = self.take(this) {
@@ -494,7 +501,7 @@ impl Shared {
                 }
             }
         };
-        self.waiters.fetch_sub(1, SeqCst);
+        self.gate.fetch_sub(WAITER, SeqCst);
         got.ok_or_else(|| {
             self.slow.failed.fetch_add(1, Relaxed);
             Exhausted {

@@ -7,8 +7,12 @@
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{
-    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering, compiler_fence, fence,
+    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
 };
+// loom has no compiler fence; under loom the cache handshake always uses
+// full fences anyway (`barrier.rs`).
+#[cfg(loom)]
+pub(crate) use std::sync::atomic::compiler_fence;
 #[cfg(loom)]
 pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
 
