@@ -235,7 +235,10 @@ impl Pool {
     /// # Errors
     ///
     /// [`Exhausted`] if no buffer became free in time.
-    pub fn acquire_owned_timeout(self: &Arc<Self>, timeout: Duration) -> Result<OwnedBuf, Exhausted> {
+    pub fn acquire_owned_timeout(
+        self: &Arc<Self>,
+        timeout: Duration,
+    ) -> Result<OwnedBuf, Exhausted> {
         self.shared
             .take_blocking(&self.shared, timeout)
             .map(|idx| OwnedBuf::new(Arc::clone(self), idx))
@@ -312,10 +315,10 @@ impl Shared {
     /// other threads' caches, else a new segment. Counts nothing on failure.
     #[inline]
     fn take(&self, this: &Arc<Shared>) -> Option<u32> {
-        if self.config.cache_size > 0 {
-            if let Some(idx) = cache::take(this) {
-                return Some(idx);
-            }
+        if self.config.cache_size > 0
+            && let Some(idx) = cache::take(this)
+        {
+            return Some(idx);
         }
         self.take_uncached()
     }
@@ -336,10 +339,10 @@ impl Shared {
 
     #[cold]
     fn take_slow(&self) -> Option<u32> {
-        if self.config.cache_size > 0 {
-            if let Some(idx) = self.steal() {
-                return Some(idx);
-            }
+        if self.config.cache_size > 0
+            && let Some(idx) = self.steal()
+        {
+            return Some(idx);
         }
         self.grow()
     }

@@ -12,9 +12,9 @@ pub(crate) use loom::sync::atomic::{
 // loom has no compiler fence; under loom the cache handshake always uses
 // full fences anyway (`barrier.rs`).
 #[cfg(loom)]
-pub(crate) use std::sync::atomic::compiler_fence;
-#[cfg(loom)]
 pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
+#[cfg(loom)]
+pub(crate) use std::sync::atomic::compiler_fence;
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{
@@ -32,7 +32,9 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     #[cfg(loom)]
     return mutex.lock().unwrap();
     #[cfg(not(loom))]
-    return mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    return mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
 }
 
 /// One step of waiting for another thread that is known to be about to
