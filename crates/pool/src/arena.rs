@@ -53,7 +53,7 @@ impl Arena {
     }
 
     /// Size of the block in bytes.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn len(&self) -> usize {
         self.layout.size()
     }

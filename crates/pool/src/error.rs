@@ -33,6 +33,9 @@ pub enum BuildError {
     /// `alignment` was not a power of two, or above [`MAX_ALIGNMENT`](crate::MAX_ALIGNMENT).
     #[error("alignment {0} is not a power of two between 1 and 4096")]
     BadAlignment(usize),
+    /// `cache_size` was above [`MAX_CACHE_SIZE`](crate::MAX_CACHE_SIZE).
+    #[error("cache size {0} is above the maximum of 4096 buffers")]
+    CacheTooLarge(usize),
     /// The arena (`buffer size` rounded up to the alignment, times the
     /// capacity) would be larger than `isize::MAX` bytes.
     #[error("the arena would be larger than isize::MAX bytes")]

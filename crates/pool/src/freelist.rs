@@ -211,7 +211,6 @@ impl FreeList {
 
     /// Pops up to `max` slots (at least one if the list is not empty) as a
     /// chain, with a single successful CAS.
-    #[cfg_attr(not(test), expect(dead_code, reason = "for the per-thread caches"))]
     pub(crate) fn pop_chain<L: Links>(&self, links: &L, max: u32) -> Option<Chain> {
         debug_assert!(max >= 1);
         let backoff = Backoff::new();

@@ -45,6 +45,10 @@
 //!   head packs `(tag, index)` in one `AtomicU64`, with the links in their
 //!   own array. The tag defeats ABA; bulk push and pop move a chain with
 //!   one CAS. Its module docs explain the memory orderings.
+//! * **Thread caches** (`cache.rs`, `barrier.rs`): each thread keeps a few
+//!   free slot indices per pool, so acquire and release usually touch only
+//!   thread-local memory; batches move to and from the free list with one
+//!   CAS, and an empty pool steals back what idle threads' caches hold.
 //! * **Pool** (`pool.rs`): acquire (non-blocking, blocking with a timeout),
 //!   release, growth, statistics.
 //! * **Handles** (`handle.rs`): [`Buf`] and [`OwnedBuf`].
@@ -75,7 +79,9 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod arena;
+mod barrier;
 mod builder;
+mod cache;
 mod error;
 mod freelist;
 mod handle;
@@ -84,7 +90,7 @@ mod segments;
 mod stats;
 mod sync;
 
-pub use builder::{MAX_ALIGNMENT, MAX_CAPACITY, PoolBuilder};
+pub use builder::{MAX_ALIGNMENT, MAX_CACHE_SIZE, MAX_CAPACITY, PoolBuilder};
 pub use error::{BuildError, CapacityError, Exhausted};
 pub use handle::{Buf, OwnedBuf};
 pub use pool::Pool;

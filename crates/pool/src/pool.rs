@@ -2,10 +2,12 @@
 //!
 //! # The hot path
 //!
-//! `try_acquire` is one pop from the free list (one CAS on the head), one
-//! read-mostly load for the high-water mark and the slot's address
-//! (`base + index * stride`). Dropping a handle is one push (one CAS) and one
-//! read-mostly load of the waiter count. Nothing else shared is written.
+//! With per-thread caches on (the default), acquiring pops an index from the
+//! calling thread's cache and releasing pushes one: thread-local memory
+//! only, no atomic read-modify-write (see `cache.rs`). Without caches, or
+//! when a cache is empty or full, the shared free list does the work: one
+//! CAS on its head per buffer, or one per batch when a cache refills or
+//! flushes.
 //!
 //! # Waiting without lost wake-ups
 //!
@@ -14,9 +16,9 @@
 //! sleeper only if the waiter count is non-zero, so the common case pays one
 //! load, not a notification. That skip is safe by a Dekker-style argument:
 //!
-//! * a waiter increments `waiters` (`SeqCst`), issues a `SeqCst` fence, and
-//!   only then tries the free list;
-//! * a releaser pushes with a `SeqCst` CAS and then loads `waiters`
+//! * a waiter adds itself to the waiter count (`SeqCst`), issues a `SeqCst`
+//!   fence, and only then tries the free list;
+//! * a releaser pushes with a `SeqCst` CAS and then loads the waiter count
 //!   (`SeqCst`).
 //!
 //! In the single total order of `SeqCst` operations, either the releaser's
@@ -24,23 +26,28 @@
 //! comes before, and then the push precedes the waiter's fence, so the
 //! waiter's attempt finds the slot. After its first attempt a waiter follows
 //! event-listener's own protocol: register a listener, try again, sleep.
+//!
+//! With caches, a release that sees a waiter skips its cache and takes the
+//! path above; one that does not see the waiter may cache the slot, but then
+//! the waiter's attempt, which steals from every cache before it sleeps,
+//! finds it (`cache.rs` explains why the steal cannot miss it).
 
 use std::ptr::{self, NonNull};
-use std::sync::atomic::fence;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 use event_listener::{Event, IntoNotification, Listener};
 
 use crate::builder::{Config, PoolBuilder};
+use crate::cache::{self, Cache};
 use crate::error::{BuildError, Exhausted};
-use crate::freelist::{Chain, FreeList};
+use crate::freelist::{Chain, FreeList, Links, NIL, pack, unpack};
 use crate::handle::{Buf, OwnedBuf};
 use crate::segments::Segments;
 use crate::stats::Stats;
 use crate::sync::Ordering::{Acquire, Relaxed, Release, SeqCst};
-use crate::sync::{AtomicU32, AtomicU64, AtomicUsize};
+use crate::sync::{AtomicU32, AtomicU64, AtomicUsize, Mutex, fence, lock};
 
 /// A pool of fixed-size byte buffers carved from one arena.
 ///
@@ -65,21 +72,41 @@ use crate::sync::{AtomicU32, AtomicU64, AtomicUsize};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Pool {
-    free: FreeList,
-    segments: Segments,
-    config: Config,
-    /// Highest slot index ever handed out, plus one. Read on every acquire,
-    /// written only when it rises: see [`Stats::high_water`].
+    /// On the heap and reference-counted so that thread caches can name it
+    /// (weakly) and give their slots back when their thread exits.
+    shared: Arc<Shared>,
+}
+
+/// The pool's state, shared with the thread caches.
+pub(crate) struct Shared {
+    pub(crate) free: FreeList,
+    pub(crate) segments: Segments,
+    pub(crate) config: Config,
+    /// Highest slot index ever taken from the free list, plus one. Written
+    /// only when it rises: see [`Stats::high_water`].
     frontier: AtomicU32,
-    /// Callers sleeping (or about to) in a blocking acquire. Read on every
-    /// release; see the module docs for the protocol.
-    waiters: AtomicUsize,
+    /// `WAITER` times the number of callers sleeping (or about to) in a
+    /// blocking acquire, plus `STEALING` while a thread takes the slots out
+    /// of every cache (`cache.rs`). One word, so that the cached hot path
+    /// learns "leave the cache alone" from a single load; read on every
+    /// acquire and release. See the module docs for the protocol.
+    pub(crate) gate: AtomicUsize,
+    /// Whether the cache handshake uses `membarrier` (see `barrier.rs`);
+    /// fixed at build time so both sides agree.
+    pub(crate) asymmetric: bool,
     /// Slots in all published segments. Written only while growing.
     capacity: AtomicU32,
-    event: Event,
+    pub(crate) event: Event,
+    /// Every thread cache of this pool. Its lock also serialises stealing
+    /// and the hand-back of a cache when its thread exits.
+    pub(crate) caches: Mutex<Vec<crate::sync::Arc<Cache>>>,
     /// Written only on slow paths; kept off the read-mostly lines above.
     slow: CachePadded<SlowPath>,
 }
+/// `Shared::gate` bit: a steal is in progress.
+pub(crate) const STEALING: usize = 1;
+/// `Shared::gate` unit: one blocking waiter.
+pub(crate) const WAITER: usize = 2;
 
 struct SlowPath {
     failed: AtomicU64,
@@ -111,25 +138,35 @@ impl Pool {
         let segments = Segments::new(config.capacity, config.stride, config.alignment)?;
         let free = FreeList::new();
         free.push_chain(&segments, segments.first_chain());
-        Ok(Self {
+        let asymmetric = config.cache_size > 0 && crate::barrier::asymmetric_available();
+        let shared = Shared {
             free,
             segments,
             config,
             frontier: AtomicU32::new(0),
-            waiters: AtomicUsize::new(0),
+            gate: AtomicUsize::new(0),
+            asymmetric,
             capacity: AtomicU32::new(config.capacity),
             event: Event::new(),
+            caches: Mutex::new(Vec::new()),
             slow: CachePadded::new(SlowPath {
                 failed: AtomicU64::new(0),
                 waits: AtomicU64::new(0),
                 grow: Mutex::new(1),
             }),
+        };
+        Ok(Self {
+            shared: Arc::new(shared),
         })
     }
 
     /// Takes a free buffer, growing the pool if it is empty and allowed to
     /// grow. Returns `None` (and counts a failed acquire) if neither works.
     /// Never blocks.
+    ///
+    /// With thread caches on, an empty pool first takes back the buffers
+    /// parked in other threads' caches, so `None` means that every buffer
+    /// is really held by a user.
     ///
     /// ```
     /// let pool = arenapool::Pool::new(64, 1)?;
@@ -141,9 +178,9 @@ impl Pool {
     /// ```
     #[inline]
     pub fn try_acquire(&self) -> Option<Buf<'_>> {
-        match self.take() {
+        match self.shared.take(&self.shared) {
             Some(idx) => Some(Buf::new(self, idx)),
-            None => self.count_failure(),
+            None => self.shared.count_failure(),
         }
     }
 
@@ -160,9 +197,9 @@ impl Pool {
     /// ```
     #[inline]
     pub fn try_acquire_owned(self: &Arc<Self>) -> Option<OwnedBuf> {
-        match self.take() {
+        match self.shared.take(&self.shared) {
             Some(idx) => Some(OwnedBuf::new(Arc::clone(self), idx)),
-            None => self.count_failure(),
+            None => self.shared.count_failure(),
         }
     }
 
@@ -187,7 +224,9 @@ impl Pool {
     /// # Ok::<(), arenapool::BuildError>(())
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<Buf<'_>, Exhausted> {
-        self.take_blocking(timeout).map(|idx| Buf::new(self, idx))
+        self.shared
+            .take_blocking(&self.shared, timeout)
+            .map(|idx| Buf::new(self, idx))
     }
 
     /// Like [`acquire_timeout`](Self::acquire_timeout), returning an
@@ -200,57 +239,184 @@ impl Pool {
         self: &Arc<Self>,
         timeout: Duration,
     ) -> Result<OwnedBuf, Exhausted> {
-        self.take_blocking(timeout)
+        self.shared
+            .take_blocking(&self.shared, timeout)
             .map(|idx| OwnedBuf::new(Arc::clone(self), idx))
     }
 
     /// Bytes in each buffer, as configured.
     #[inline]
     pub fn buffer_size(&self) -> usize {
-        self.config.buffer_size
+        self.shared.config.buffer_size
     }
 
     /// Alignment of each buffer in bytes.
     pub fn alignment(&self) -> usize {
-        self.config.alignment
+        self.shared.config.alignment
+    }
+
+    /// Most slot indices each thread keeps in its cache (0: no caches).
+    pub fn cache_size(&self) -> usize {
+        self.shared.config.cache_size as usize
     }
 
     /// A snapshot of the pool's counters; see [`Stats`].
     pub fn stats(&self) -> Stats {
-        let capacity = self.capacity.load(Acquire) as usize;
-        let free = self.free.len(&self.segments) as usize;
+        let s = &*self.shared;
+        let (cached, threads) = {
+            let caches = lock(&s.caches);
+            (caches.iter().map(|c| c.len()).sum::<usize>(), caches.len())
+        };
+        let capacity = s.capacity.load(Acquire) as usize;
+        let free = s.free.len(&s.segments) as usize;
         Stats {
             capacity,
-            max_capacity: self.config.limit as usize,
-            in_use: capacity.saturating_sub(free),
-            high_water: self.frontier.load(Relaxed) as usize,
-            failed_acquires: self.slow.failed.load(Relaxed),
-            waits: self.slow.waits.load(Relaxed),
-            segments: *self
-                .slow
-                .grow
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
+            max_capacity: s.config.limit as usize,
+            in_use: capacity.saturating_sub(free + cached),
+            cached,
+            high_water: s.frontier.load(Relaxed) as usize,
+            failed_acquires: s.slow.failed.load(Relaxed),
+            waits: s.slow.waits.load(Relaxed),
+            segments: *lock(&s.slow.grow),
+            threads,
         }
     }
 
     /// Pointer to slot `idx`, derived from its arena's allocation.
     #[inline]
     pub(crate) fn slot_ptr(&self, idx: u32) -> NonNull<u8> {
-        self.segments.slot_ptr(idx)
+        self.shared.segments.slot_ptr(idx)
     }
 
-    /// Pops a free slot, or grows. Counts nothing on failure.
+    /// Returns slot `idx` to the pool and wakes a waiter if any.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns slot `idx` (it came from this pool's `take` and was
+    /// not returned since), `ptr` is `self.slot_ptr(idx)`,
+    /// `dirty <= buffer_size`, and the caller does not touch the slot
+    /// afterwards.
     #[inline]
-    fn take(&self) -> Option<u32> {
-        let idx = match self.free.pop(&self.segments) {
-            Some(idx) => idx,
-            None => self.grow()?,
-        };
+    pub(crate) unsafe fn release(&self, idx: u32, ptr: NonNull<u8>, dirty: usize) {
+        let s = &*self.shared;
+        debug_assert_eq!(ptr, self.slot_ptr(idx));
+        debug_assert!(dirty <= s.config.buffer_size);
+        if s.config.zero_on_release && dirty > 0 {
+            // SAFETY: the caller owns the slot, and `dirty` bytes from `ptr`
+            // lie inside it; `ptr` derives from the arena allocation.
+            unsafe { ptr::write_bytes(ptr.as_ptr(), 0, dirty) };
+        }
+        s.put(&self.shared, idx);
+    }
+}
+
+impl Shared {
+    /// Takes a slot: from this thread's cache, else the free list, else the
+    /// other threads' caches, else a new segment. Counts nothing on failure.
+    #[inline]
+    fn take(&self, this: &Arc<Shared>) -> Option<u32> {
+        if self.config.cache_size > 0
+            && let Some(idx) = cache::take(this)
+        {
+            return Some(idx);
+        }
+        self.take_uncached()
+    }
+
+    /// The shared-list part of [`take`](Self::take).
+    #[inline]
+    pub(crate) fn take_uncached(&self) -> Option<u32> {
+        self.take_shared().or_else(|| self.take_slow())
+    }
+
+    /// One slot from the free list.
+    #[inline]
+    pub(crate) fn take_shared(&self) -> Option<u32> {
+        let idx = self.free.pop(&self.segments)?;
+        self.note_taken(idx);
+        Some(idx)
+    }
+
+    #[cold]
+    fn take_slow(&self) -> Option<u32> {
+        if self.config.cache_size > 0
+            && let Some(idx) = self.steal()
+        {
+            return Some(idx);
+        }
+        self.grow()
+    }
+
+    /// Gives slot `idx` back: to this thread's cache if it has room, else to
+    /// the free list.
+    #[inline]
+    fn put(&self, this: &Arc<Shared>, idx: u32) {
+        if self.config.cache_size > 0 && cache::put(this, idx) {
+            return;
+        }
+        self.put_uncached(idx);
+    }
+
+    /// Pushes one slot onto the free list and wakes a waiter if any.
+    #[inline]
+    pub(crate) fn put_uncached(&self, idx: u32) {
+        self.free.push(&self.segments, idx);
+        if self.gate.load(SeqCst) >= WAITER {
+            self.wake(1);
+        }
+    }
+
+    /// Links `slots` into a chain and pushes it with one CAS (nothing if
+    /// `slots` is empty). The caller owns every slot in it.
+    pub(crate) fn put_many(&self, slots: impl Iterator<Item = u32>) {
+        let mut chain: Option<Chain> = None;
+        for idx in slots {
+            chain = Some(match chain {
+                None => Chain {
+                    first: idx,
+                    last: idx,
+                    len: 1,
+                },
+                Some(c) => {
+                    self.segments.link(c.last).store(pack(0, idx), Relaxed);
+                    Chain {
+                        last: idx,
+                        len: c.len + 1,
+                        ..c
+                    }
+                }
+            });
+        }
+        if let Some(chain) = chain {
+            self.free.push_chain(&self.segments, chain);
+            if self.gate.load(SeqCst) >= WAITER {
+                self.wake(chain.len as usize);
+            }
+        }
+    }
+
+    /// Pops up to `max` slots, for a cache refill: the first is returned,
+    /// the others are handed to `keep` in order.
+    pub(crate) fn take_many(&self, max: u32, mut keep: impl FnMut(u32)) -> Option<u32> {
+        let chain = self.free.pop_chain(&self.segments, max)?;
+        let mut highest = chain.first;
+        let mut node = chain.first;
+        while node != chain.last {
+            node = unpack(self.segments.link(node).load(Relaxed)).1;
+            debug_assert_ne!(node, NIL);
+            highest = highest.max(node);
+            keep(node);
+        }
+        self.note_taken(highest);
+        Some(chain.first)
+    }
+
+    /// Keeps the high-water mark: `idx` just left the free list.
+    #[inline]
+    fn note_taken(&self, idx: u32) {
         if idx >= self.frontier.load(Relaxed) {
             self.raise_frontier(idx);
         }
-        Some(idx)
     }
 
     #[cold]
@@ -264,6 +430,14 @@ impl Pool {
         None
     }
 
+    /// Wakes `n` more sleepers. `additional`: a plain `notify(n)` only
+    /// makes sure that *some* `n` listeners are notified, so a burst of
+    /// releases before the first woken waiter runs would wake just one.
+    #[cold]
+    fn wake(&self, n: usize) {
+        self.event.notify(n.additional());
+    }
+
     /// Adds the next segment if the limit allows, keeps its first slot for
     /// the caller and frees the rest. `None` if the pool is at its limit or
     /// the allocation failed (the pool keeps serving what it has).
@@ -272,13 +446,9 @@ impl Pool {
         if self.config.limit == self.config.capacity {
             return None;
         }
-        let mut segments = self
-            .slow
-            .grow
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut segments = lock(&self.slow.grow);
         // Another thread may have grown, or slots come back, meanwhile.
-        if let Some(idx) = self.free.pop(&self.segments) {
+        if let Some(idx) = self.take_shared() {
             return Some(idx);
         }
         let capacity = self.capacity.load(Relaxed);
@@ -291,6 +461,7 @@ impl Pool {
         *segments += 1;
         self.capacity.store(capacity + len, Release);
         let mine = chain.first;
+        self.note_taken(mine);
         if len > 1 {
             let rest = Chain {
                 first: mine + 1,
@@ -298,29 +469,29 @@ impl Pool {
                 len: len - 1,
             };
             self.free.push_chain(&self.segments, rest);
-            if self.waiters.load(SeqCst) != 0 {
-                self.event.notify((rest.len as usize).additional());
+            if self.gate.load(SeqCst) >= WAITER {
+                self.wake(rest.len as usize);
             }
         }
         Some(mine)
     }
 
     /// The blocking acquire behind `acquire_timeout`.
-    fn take_blocking(&self, timeout: Duration) -> Result<u32, Exhausted> {
-        if let Some(idx) = self.take() {
+    fn take_blocking(&self, this: &Arc<Shared>, timeout: Duration) -> Result<u32, Exhausted> {
+        if let Some(idx) = self.take(this) {
             return Ok(idx);
         }
         let start = Instant::now();
         let deadline = start.checked_add(timeout);
         self.slow.waits.fetch_add(1, Relaxed);
-        self.waiters.fetch_add(1, SeqCst);
+        self.gate.fetch_add(WAITER, SeqCst);
         fence(SeqCst);
         let got = loop {
-            if let Some(idx) = self.take() {
+            if let Some(idx) = self.take(this) {
                 break Some(idx);
             }
             let listener = self.event.listen();
-            if let Some(idx) = self.take() {
+            if let Some(idx) = self.take(this) {
                 break Some(idx);
             }
             match deadline {
@@ -328,12 +499,12 @@ impl Pool {
                 Some(deadline) => {
                     if listener.wait_deadline(deadline).is_none() {
                         // Timed out; one last look before giving up.
-                        break self.take();
+                        break self.take(this);
                     }
                 }
             }
         };
-        self.waiters.fetch_sub(1, SeqCst);
+        self.gate.fetch_sub(WAITER, SeqCst);
         got.ok_or_else(|| {
             self.slow.failed.fetch_add(1, Relaxed);
             Exhausted {
@@ -341,44 +512,16 @@ impl Pool {
             }
         })
     }
-
-    /// Returns slot `idx` to the free list and wakes a waiter if any.
-    ///
-    /// # Safety
-    ///
-    /// The caller owns slot `idx` (it came from `take` and was not returned
-    /// since), `ptr` is `self.slot_ptr(idx)`, `dirty <= buffer_size`, and
-    /// the caller does not touch the slot afterwards.
-    #[inline]
-    pub(crate) unsafe fn release(&self, idx: u32, ptr: NonNull<u8>, dirty: usize) {
-        debug_assert_eq!(ptr, self.slot_ptr(idx));
-        debug_assert!(dirty <= self.config.buffer_size);
-        if self.config.zero_on_release && dirty > 0 {
-            // SAFETY: the caller owns the slot, and `dirty` bytes from `ptr`
-            // lie inside it; `ptr` derives from the arena allocation.
-            unsafe { ptr::write_bytes(ptr.as_ptr(), 0, dirty) };
-        }
-        self.free.push(&self.segments, idx);
-        if self.waiters.load(SeqCst) != 0 {
-            self.wake_one();
-        }
-    }
-
-    #[cold]
-    fn wake_one(&self) {
-        // `additional`: a plain `notify(1)` only makes sure that *some*
-        // listener is notified, so a burst of releases before the first
-        // woken waiter runs would wake just one.
-        self.event.notify(1.additional());
-    }
 }
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = &self.shared.config;
         f.debug_struct("Pool")
-            .field("buffer_size", &self.config.buffer_size)
-            .field("alignment", &self.config.alignment)
-            .field("zero_on_release", &self.config.zero_on_release)
+            .field("buffer_size", &c.buffer_size)
+            .field("alignment", &c.alignment)
+            .field("cache_size", &c.cache_size)
+            .field("zero_on_release", &c.zero_on_release)
             .field("stats", &self.stats())
             .finish_non_exhaustive()
     }

@@ -4,10 +4,10 @@
 ///
 /// Buffer counts are exact whenever no acquire or release is in flight, and
 /// a consistent recent value otherwise. None of them costs a shared counter
-/// on the acquire/release hot path: `in_use` comes from the free list's own
-/// depth, `high_water` from the highest slot ever handed out (the list is
-/// LIFO and starts in index order, so that is the most buffers ever out at
-/// once), and the event counters are written only on slow paths.
+/// on the acquire/release hot path: `in_use` is the capacity less the free
+/// list's length (kept in its link words) and the thread caches' lengths,
+/// `high_water` comes from the highest slot ever taken off the free list,
+/// and the event counters are written only on slow paths.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct Stats {
@@ -18,7 +18,13 @@ pub struct Stats {
     pub max_capacity: usize,
     /// Buffers held by users right now.
     pub in_use: usize,
-    /// Most buffers ever held at the same time.
+    /// Free buffers parked in per-thread caches right now.
+    pub cached: usize,
+    /// Most buffers ever out of the shared free list at once: held by
+    /// users or parked in thread caches. The list is LIFO and starts in
+    /// index order, so this is the highest slot index ever taken, plus one.
+    /// With `cache_size(0)` it is exactly the most buffers ever held at
+    /// once; with caches it can exceed that by what the caches held.
     pub high_water: usize,
     /// Acquires that returned without a buffer (`try_acquire` on an
     /// exhausted pool, timeouts).
@@ -27,4 +33,7 @@ pub struct Stats {
     pub waits: u64,
     /// Arena segments allocated: 1, plus one per growth step.
     pub segments: usize,
+    /// Threads that have a cache for this pool now (live threads that used
+    /// it since it was built).
+    pub threads: usize,
 }

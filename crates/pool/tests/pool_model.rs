@@ -20,6 +20,8 @@ struct Cfg {
     alignment: usize,
     grow_to: Option<usize>,
     zero_on_release: bool,
+    /// Per-thread cache size; 0 turns caches off.
+    cache_size: usize,
 }
 
 impl Cfg {
@@ -33,7 +35,8 @@ impl Cfg {
             .buffer_size(self.buffer_size)
             .capacity(self.capacity)
             .alignment(self.alignment)
-            .zero_on_release(self.zero_on_release);
+            .zero_on_release(self.zero_on_release)
+            .cache_size(self.cache_size);
         if let Some(limit) = self.grow_to {
             b = b.grow_to(limit);
         }
@@ -49,9 +52,10 @@ fn cfg() -> impl Strategy<Value = Cfg> {
         0u32..=12,
         any::<bool>(),
         any::<bool>(),
+        prop::sample::select(vec![0usize, 1, 4, 32]),
     )
         .prop_flat_map(
-            |(buffer_size, capacity, align_log, grows, zero_on_release)| {
+            |(buffer_size, capacity, align_log, grows, zero_on_release, cache_size)| {
                 let grow_to = if grows {
                     (capacity..=64).prop_map(Some).boxed()
                 } else {
@@ -63,6 +67,7 @@ fn cfg() -> impl Strategy<Value = Cfg> {
                     alignment: 1 << align_log,
                     grow_to,
                     zero_on_release,
+                    cache_size,
                 })
             },
         )
@@ -214,7 +219,25 @@ fn check_all(
     prop_assert_eq!(s.capacity, model.capacity, "capacity");
     prop_assert_eq!(s.max_capacity, cfg.limit(), "max_capacity");
     prop_assert_eq!(s.segments, model.segments, "segments");
-    prop_assert_eq!(s.high_water, model.high_water, "high_water");
+    if cfg.cache_size == 0 {
+        prop_assert_eq!(s.high_water, model.high_water, "high_water");
+    } else {
+        // With caches, buffers parked in this thread's cache count as out
+        // of the shared list too: an upper bound on the most ever held.
+        prop_assert!(
+            s.high_water >= model.high_water,
+            "high_water below the most held"
+        );
+        prop_assert!(s.high_water <= s.capacity, "high_water above capacity");
+    }
+    prop_assert!(
+        s.in_use + s.cached <= s.capacity,
+        "cached + in_use <= capacity"
+    );
+    prop_assert!(
+        s.cached <= cfg.cache_size,
+        "one thread caches at most cache_size"
+    );
     prop_assert_eq!(s.failed_acquires, model.failed, "failed_acquires");
     prop_assert_eq!(s.waits, 0, "no blocking acquire was made");
     prop_assert!(s.capacity <= s.max_capacity);
@@ -412,6 +435,7 @@ fn fixed_program_with_growth_and_zeroing() {
         alignment: 64,
         grow_to: Some(10),
         zero_on_release: true,
+        cache_size: 0,
     };
     let mut ops = Vec::new();
     for i in 0..12 {
@@ -442,4 +466,9 @@ fn fixed_program_with_growth_and_zeroing() {
         &ops,
     )
     .unwrap();
+
+    // The same with per-thread caches, small and larger than the pool.
+    for cache_size in [1, 2, 32] {
+        run(Cfg { cache_size, ..cfg }, &ops).unwrap();
+    }
 }

@@ -104,8 +104,18 @@ fn borrowed_worker(pool: &Pool, owner: u64) {
 
 #[test]
 fn borrowed_handles_scoped_threads() {
+    scoped_threads(Pool::builder().cache_size(0));
+}
+
+#[test]
+fn borrowed_handles_scoped_threads_cached() {
+    // Per-thread caches larger than the pool: every exhaustion steals.
+    scoped_threads(Pool::builder().cache_size(4));
+}
+
+fn scoped_threads(builder: arenapool::PoolBuilder) {
     // 4 threads x up to 2 held > 3 buffers.
-    let pool = Pool::builder()
+    let pool = builder
         .buffer_size(BUF)
         .capacity(3)
         .alignment(8)

@@ -1,0 +1,391 @@
+//! Per-thread caches of slot indices ("magazines").
+//!
+//! Each thread that uses a pool gets a small array of free slot indices for
+//! it, as in Bonwick's magazines, DPDK's per-lcore mempool cache and
+//! jemalloc's tcache. Acquire pops from it and release pushes to it, so the
+//! common case touches only memory that this thread alone writes: no atomic
+//! read-modify-write and no shared cache line. When the cache is empty it
+//! refills half of its size from the shared free list with one CAS; when it
+//! is full it flushes half of itself back with one CAS and keeps the other
+//! half, so a thread that alternates around the boundary does not thrash.
+//! A buffer released on another thread goes into *that* thread's cache.
+//!
+//! # Nothing is stranded
+//!
+//! * When a thread exits, its thread-local entry is dropped and gives every
+//!   cached slot back to the shared list (if the pool still exists).
+//! * When a thread finds the shared list empty, it *steals*: it takes the
+//!   slots out of every thread's cache before it reports exhaustion, grows
+//!   the pool or goes to sleep. So `try_acquire` fails only when every
+//!   buffer is held by a user, and a sleeping waiter is never kept waiting by
+//!   a buffer parked in an idle thread's cache.
+//!
+//! There is no limit on the number of threads: caches live in a `Vec` that
+//! grows, and an entry is removed when its thread exits.
+//!
+//! # The steal handshake
+//!
+//! The owner must not be in the middle of a push or pop while a stealer
+//! empties its cache, yet the owner may not pay for a lock on every
+//! operation. Owner and stealer use a Dekker-style handshake over two flags:
+//!
+//! ```text
+//! owner (every operation)               stealer (rare)
+//!   busy = true                           gate |= STEALING
+//!   light barrier                         heavy barrier
+//!   if gate != 0: busy = false,           for each cache:
+//!      use the shared list instead            wait while busy
+//!   ... push or pop ...                       take all its slots
+//!   busy = false (Release)                gate &= !STEALING (Release)
+//! ```
+//!
+//! With full fences on both sides, at least one of them sees the other's
+//! flag: either the stealer sees `busy` and waits for the operation to end,
+//! or the owner sees the `STEALING` bit and stays out of its cache. The light
+//! barrier on the hot path is only a compiler fence when Linux's
+//! `membarrier` is available; the stealer's heavy barrier then forces the
+//! hardware fence onto the owner's CPU (see `barrier.rs`). A stealer holds
+//! the pool's cache-list lock for the whole steal, which also serialises it
+//! with other stealers and with caches handed back by exiting threads.
+//!
+//! Blocking waiters rely on the same handshake: a waiter increments the
+//! waiter count and then steals; a release that started before the steal is
+//! waited for and its slot taken, one that starts after it sees the waiter
+//! count (owners read it in the same `gate` word as the `STEALING` bit) and
+//! pushes to the shared list, which wakes the waiter.
+//!
+//! Stealing costs a `membarrier` system call (about a microsecond), so an
+//! exhausted pool's failing `try_acquire` is slower than a successful one.
+
+use std::cell::RefCell;
+use std::sync::Weak;
+
+use crossbeam_utils::Backoff;
+
+use crate::barrier;
+use crate::pool::{STEALING, Shared};
+use crate::sync::Ordering::{Acquire, Relaxed, Release};
+use crate::sync::{Arc, AtomicBool, AtomicU32, lock, spin_wait};
+
+/// One thread's cache for one pool.
+///
+/// Written by its owner thread only, except while a stealer (or the owner's
+/// exit) holds the pool's cache-list lock and the owner is provably not in
+/// an operation (the handshake above). The atomics are for that hand-over;
+/// the owner uses them with plain loads and stores.
+pub(crate) struct Cache {
+    /// The owner is inside an operation on this cache.
+    busy: AtomicBool,
+    /// Valid entries in `slots`: `0 ..= slots.len()`.
+    len: AtomicU32,
+    slots: Box<[AtomicU32]>,
+}
+
+impl Cache {
+    pub(crate) fn new(size: u32) -> Self {
+        Self {
+            busy: AtomicBool::new(false),
+            len: AtomicU32::new(0),
+            slots: (0..size).map(|_| AtomicU32::new(0)).collect(),
+        }
+    }
+
+    /// Slots cached right now (a racy read when called by another thread).
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Relaxed) as usize
+    }
+
+    /// Starts an owner operation. `false`: a steal is in progress or a
+    /// waiter is sleeping, so the caller must use the shared list instead.
+    #[inline]
+    fn enter(&self, shared: &Shared) -> bool {
+        self.busy.store(true, Relaxed);
+        barrier::light(shared.asymmetric);
+        if shared.gate.load(Acquire) != 0 {
+            self.busy.store(false, Release);
+            return false;
+        }
+        true
+    }
+
+    #[inline]
+    fn leave(&self) {
+        self.busy.store(false, Release);
+    }
+
+    /// Owner: a cached slot, or a refill from the shared list.
+    #[inline]
+    pub(crate) fn pop(&self, shared: &Shared) -> Option<u32> {
+        let n = self.len.load(Relaxed);
+        if let Some(slot) = n.checked_sub(1).and_then(|i| self.slots.get(i as usize)) {
+            let idx = slot.load(Relaxed);
+            self.len.store(n - 1, Relaxed);
+            return Some(idx);
+        }
+        self.refill(shared)
+    }
+
+    #[cold]
+    fn refill(&self, shared: &Shared) -> Option<u32> {
+        let mut n = 0;
+        let got = shared.take_many(batch(self.slots.len()) as u32 + 1, |idx| {
+            self.slots[n].store(idx, Relaxed);
+            n += 1;
+        })?;
+        self.len.store(n as u32, Relaxed);
+        Some(got)
+    }
+
+    /// Owner: caches `idx`, flushing half the cache first if it is full.
+    #[inline]
+    pub(crate) fn push(&self, shared: &Shared, idx: u32) {
+        let n = self.len.load(Relaxed);
+        if let Some(slot) = self.slots.get(n as usize) {
+            slot.store(idx, Relaxed);
+            self.len.store(n + 1, Relaxed);
+            return;
+        }
+        self.flush(shared, idx);
+    }
+
+    /// Full: pushes the newest `batch` slots and `idx` to the shared list
+    /// with one CAS, keeps the oldest ones.
+    #[cold]
+    fn flush(&self, shared: &Shared, idx: u32) {
+        let keep = self.slots.len() - batch(self.slots.len());
+        let out = self.slots[keep..].iter().map(|s| s.load(Relaxed));
+        shared.put_many(std::iter::once(idx).chain(out));
+        self.len.store(keep as u32, Relaxed);
+    }
+
+    /// Takes every cached slot out. Only with the cache-list lock held and
+    /// the owner known to be outside an operation (or gone).
+    fn drain(&self) -> impl Iterator<Item = u32> + '_ {
+        let n = self.len.swap(0, Relaxed) as usize;
+        self.slots[..n].iter().map(|s| s.load(Relaxed))
+    }
+}
+
+/// Slots moved per refill or flush: half the cache, at least one.
+fn batch(size: usize) -> usize {
+    size.div_ceil(2)
+}
+
+impl Shared {
+    /// Takes the slots out of every thread's cache; keeps one for the
+    /// caller and pushes the rest onto the free list. See the module docs.
+    #[cold]
+    pub(crate) fn steal(&self) -> Option<u32> {
+        let caches = lock(&self.caches);
+        // A thread that exited just now moved its cache to the free list
+        // under this lock (`retire`): look there first, or that slot would
+        // be in neither place this steal looks.
+        if let Some(idx) = self.take_shared() {
+            return Some(idx);
+        }
+        if caches.is_empty() {
+            return None; // no thread has a cache (new ones need this lock)
+        }
+        self.gate.fetch_or(STEALING, Relaxed);
+        let mut got = None;
+        if barrier::heavy(self.asymmetric) {
+            for cache in caches.iter() {
+                let backoff = Backoff::new();
+                while cache.busy.load(Acquire) {
+                    spin_wait(&backoff);
+                }
+                let mut slots = cache.drain();
+                if got.is_none() {
+                    got = slots.next();
+                }
+                self.put_many(slots);
+            }
+        }
+        self.gate.fetch_and(!STEALING, Release);
+        got
+    }
+
+    /// A cache whose thread is exiting: its slots go back to the free list
+    /// and it leaves the cache list.
+    fn retire(&self, cache: &Arc<Cache>) {
+        let mut caches = lock(&self.caches);
+        self.put_many(cache.drain());
+        caches.retain(|c| !Arc::ptr_eq(c, cache));
+    }
+}
+
+/// A thread's link to one pool's cache. Dropping it (when the thread exits)
+/// gives the cached slots back.
+struct Entry {
+    /// `pool`'s address: the lookup key, valid as long as `pool` is kept
+    /// (a `Weak` keeps the allocation, so no other pool can reuse it).
+    key: usize,
+    pool: Weak<Shared>,
+    cache: Arc<Cache>,
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        if let Some(shared) = self.pool.upgrade() {
+            shared.retire(&self.cache);
+        }
+    }
+}
+
+#[cfg(not(loom))]
+std::thread_local! {
+    static CACHES: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+}
+#[cfg(loom)]
+loom::thread_local! {
+    static CACHES: RefCell<Vec<Entry>> = RefCell::new(Vec::new());
+}
+
+/// Runs `f` on this thread's cache for `pool`, making one if needed.
+/// `None` if the thread's caches are gone (thread exit) or busy.
+#[inline]
+fn with_cache<R>(pool: &std::sync::Arc<Shared>, f: impl FnOnce(&Cache) -> R) -> Option<R> {
+    CACHES
+        .try_with(|entries| {
+            let key = std::sync::Arc::as_ptr(pool) as usize;
+            {
+                let entries = entries.try_borrow().ok()?;
+                if let Some(e) = entries.iter().find(|e| e.key == key) {
+                    return Some(f(&e.cache));
+                }
+            }
+            let cache = register(pool, &mut *entries.try_borrow_mut().ok()?);
+            Some(f(&cache))
+        })
+        .ok()
+        .flatten()
+}
+
+/// Makes this thread's cache for `pool` and forgets caches of dead pools.
+#[cold]
+fn register(pool: &std::sync::Arc<Shared>, entries: &mut Vec<Entry>) -> Arc<Cache> {
+    entries.retain(|e| e.pool.strong_count() > 0);
+    let cache = Arc::new(Cache::new(pool.config.cache_size));
+    lock(&pool.caches).push(Arc::clone(&cache));
+    entries.push(Entry {
+        key: std::sync::Arc::as_ptr(pool) as usize,
+        pool: std::sync::Arc::downgrade(pool),
+        cache: Arc::clone(&cache),
+    });
+    cache
+}
+
+/// Acquire through this thread's cache. `None`: not served (no cache, a
+/// steal or a waiter in progress, or cache and shared list both empty).
+#[inline]
+pub(crate) fn take(pool: &std::sync::Arc<Shared>) -> Option<u32> {
+    with_cache(pool, |cache| {
+        if !cache.enter(pool) {
+            return None;
+        }
+        let got = cache.pop(pool);
+        cache.leave();
+        got
+    })
+    .flatten()
+}
+
+/// Release through this thread's cache. `false`: not taken (no cache, or a
+/// steal or a waiter in progress); the caller uses the shared list.
+#[inline]
+pub(crate) fn put(pool: &std::sync::Arc<Shared>, idx: u32) -> bool {
+    with_cache(pool, |cache| {
+        if !cache.enter(pool) {
+            return false;
+        }
+        cache.push(pool, idx);
+        cache.leave();
+        true
+    })
+    .unwrap_or(false)
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use std::sync::Arc as StdArc;
+    use std::time::Duration;
+
+    use crate::Pool;
+    use crate::sync::{AtomicBool, model, thread};
+    use loom::sync::Arc;
+
+    use super::*;
+
+    fn pool(capacity: usize, cache_size: usize) -> StdArc<Pool> {
+        StdArc::new(
+            Pool::builder()
+                .buffer_size(8)
+                .capacity(capacity)
+                .cache_size(cache_size)
+                .build()
+                .unwrap(),
+        )
+    }
+
+    /// A thread keeps releasing into (and taking from) its cache while
+    /// another thread, finding the shared list empty, steals: no slot is
+    /// handed out twice and none is lost.
+    #[test]
+    fn steal_races_cached_ops() {
+        model(|| {
+            let p = pool(2, 2);
+            let owned: Arc<Vec<AtomicBool>> =
+                Arc::new((0..2).map(|_| AtomicBool::new(false)).collect());
+            let claim = |owned: &[AtomicBool], i: u32| {
+                assert!(!owned[i as usize].swap(true, Relaxed), "slot {i} twice");
+            };
+            let t = {
+                let (p, owned) = (p.clone(), owned.clone());
+                thread::spawn(move || {
+                    for _ in 0..2 {
+                        if let Some(b) = p.try_acquire() {
+                            claim(&owned, b.index());
+                            owned[b.index() as usize].store(false, Relaxed);
+                        }
+                    }
+                })
+            };
+            if let Some(b) = p.try_acquire() {
+                claim(&owned, b.index());
+                owned[b.index() as usize].store(false, Relaxed);
+            }
+            t.join().unwrap();
+            // The spawned thread has exited, so its cache was handed back.
+            let all: Vec<_> = (0..2).map_while(|_| p.try_acquire()).collect();
+            assert_eq!(all.len(), 2, "{:?}", p.stats());
+            assert_ne!(all[0].index(), all[1].index());
+        });
+    }
+
+    /// A release into a cache while the only other thread is about to sleep
+    /// in a blocking acquire: the sleeper must get the buffer (the release
+    /// either sees the waiter or the waiter's steal sees the cached slot).
+    /// The releasing thread stays alive until then, so its exit cannot hand
+    /// the slot over and hide a lost wake-up.
+    #[test]
+    fn cached_release_wakes_waiter() {
+        model(|| {
+            let p = pool(1, 1);
+            let buf = p.try_acquire_owned().unwrap();
+            let done = Arc::new(AtomicBool::new(false));
+            let t = {
+                let done = done.clone();
+                thread::spawn(move || {
+                    drop(buf);
+                    while !done.load(Acquire) {
+                        thread::yield_now();
+                    }
+                })
+            };
+            let got = p.acquire_timeout(Duration::MAX).unwrap();
+            done.store(true, Release);
+            drop(got);
+            t.join().unwrap();
+        });
+    }
+}
