@@ -1,5 +1,10 @@
-//! `arenapool` itself as a candidate: an `Arc<Pool>` handing out
-//! [`OwnedBuf`]s through `try_acquire_owned`, so buffers can cross threads.
+//! `arenapool` itself as a candidate, with either kind of handle:
+//!
+//! * [`ArenaPool`]: an `Arc<Pool>` handing out [`OwnedBuf`]s through
+//!   `try_acquire_owned` (each handle clones and drops the `Arc`);
+//! * [`StaticArenaPool`]: a pool that lives for the whole process (as a
+//!   server's `static` pool would), handing out borrowed [`Buf<'static>`]s
+//!   through `try_acquire`, which are `Send` and `'static` too.
 //!
 //! The pool comes from a [`PoolBuilder`] the caller passes in, so each
 //! configuration worth comparing is one line in the roster
@@ -8,7 +13,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use arenapool::{OwnedBuf, Pool, PoolBuilder};
+use arenapool::{Buf, OwnedBuf, Pool, PoolBuilder};
 
 use crate::candidate::{Candidate, SIZE, TOUCH};
 
@@ -55,13 +60,9 @@ impl ArenaPool {
     ///
     /// If the builder fails, or its buffers are smaller than [`SIZE`].
     pub fn new(name: impl Into<String>, builder: PoolBuilder) -> Result<Self, ArenaPoolError> {
-        let pool = builder.build().map_err(ArenaPoolError::Build)?;
-        if pool.buffer_size() < SIZE {
-            return Err(ArenaPoolError::TooSmall(pool.buffer_size()));
-        }
         Ok(Self {
             name: name.into(),
-            pool: Arc::new(pool),
+            pool: Arc::new(build(builder)?),
         })
     }
 
@@ -73,11 +74,88 @@ impl ArenaPool {
     #[cold]
     #[inline(never)]
     fn exhausted(&self) -> ! {
-        let stats = self.pool.stats();
-        panic!(
-            "{}: pool exhausted ({} of {} buffers in use): size it for the scenario",
-            self.name, stats.in_use, stats.max_capacity
-        )
+        exhausted(&self.name, &self.pool)
+    }
+}
+
+fn build(builder: PoolBuilder) -> Result<Pool, ArenaPoolError> {
+    let pool = builder.build().map_err(ArenaPoolError::Build)?;
+    if pool.buffer_size() < SIZE {
+        return Err(ArenaPoolError::TooSmall(pool.buffer_size()));
+    }
+    Ok(pool)
+}
+
+#[cold]
+#[inline(never)]
+fn exhausted(name: &str, pool: &Pool) -> ! {
+    let stats = pool.stats();
+    panic!(
+        "{name}: pool exhausted ({} of {} buffers in use): size it for the scenario",
+        stats.in_use, stats.max_capacity
+    )
+}
+
+/// An arenapool [`Pool`] that lives until the process exits, handing out
+/// borrowed `Buf<'static>` handles: no reference count per buffer.
+pub struct StaticArenaPool {
+    name: String,
+    pool: &'static Pool,
+}
+
+impl StaticArenaPool {
+    /// Builds the pool and leaks it (a benchmark candidate lives for the
+    /// run anyway; the RSS column runs each candidate in its own process).
+    ///
+    /// # Errors
+    ///
+    /// If the builder fails, or its buffers are smaller than [`SIZE`].
+    pub fn new(name: impl Into<String>, builder: PoolBuilder) -> Result<Self, ArenaPoolError> {
+        Ok(Self {
+            name: name.into(),
+            pool: Box::leak(Box::new(build(builder)?)),
+        })
+    }
+}
+
+impl fmt::Debug for StaticArenaPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StaticArenaPool")
+            .field("name", &self.name)
+            .field("stats", &self.pool.stats())
+            .finish()
+    }
+}
+
+impl Candidate for StaticArenaPool {
+    type Buf = Buf<'static>;
+
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    #[inline]
+    fn acquire(&self) -> Buf<'static> {
+        match self.pool.try_acquire() {
+            Some(buf) => buf,
+            None => exhausted(&self.name, self.pool),
+        }
+    }
+
+    #[inline]
+    fn touch(buf: &mut Buf<'static>) {
+        // Cannot fail: buffers hold SIZE >= 64 bytes, a fresh one is empty.
+        let _ = buf.extend_from_slice(&TOUCH);
+    }
+
+    #[inline]
+    fn release(&self, buf: Buf<'static>) {
+        drop(buf);
+    }
+
+    fn fill<'a>(buf: &'a mut Buf<'static>, byte: u8) -> &'a [u8] {
+        buf.as_full_mut().fill(byte);
+        buf.as_full()
     }
 }
 

@@ -41,7 +41,7 @@ mod runner;
 mod shootout;
 
 pub use crate::alloc::{Allocator, Raw, RawBuf, Shape, WithCapacity, Written, Zeroed};
-pub use crate::arenapool::{ArenaPool, ArenaPoolError};
+pub use crate::arenapool::{ArenaPool, ArenaPoolError, StaticArenaPool};
 pub use crate::candidate::{Candidate, Contender, POOL_CAPACITY, SIZE, TOUCH};
 pub use crate::chart::write_svg;
 pub use crate::pools::{

@@ -13,7 +13,7 @@ use serde::Serialize;
 use tikv_jemallocator::Jemalloc;
 
 use crate::alloc::{Allocator, Raw, WithCapacity, Written, Zeroed};
-use crate::arenapool::{ArenaPool, ArenaPoolError};
+use crate::arenapool::{ArenaPool, ArenaPoolError, StaticArenaPool};
 use crate::candidate::{Contender, POOL_CAPACITY, SIZE};
 use crate::pools::{
     LockfreeLinear, LockfreeSpinLock, MutexPool, OPool, ObjectPool, QueuePool, ShardedSlab,
@@ -100,10 +100,17 @@ fn pool<C: Contender + Default + 'static>() -> Entry {
     Entry::new(Group::PoolCrate, || Ok(C::default()))
 }
 
-/// An arenapool configuration: a name and a builder.
+/// An arenapool configuration with owned handles: a name and a builder.
 fn arena(name: &'static str, builder: PoolBuilder) -> Entry {
     Entry::new(Group::Arenapool, move || {
         ArenaPool::new(name, builder.clone()).map_err(|e: ArenaPoolError| e.into())
+    })
+}
+
+/// An arenapool configuration with borrowed handles from a static pool.
+fn arena_static(name: &'static str, builder: PoolBuilder) -> Entry {
+    Entry::new(Group::Arenapool, move || {
+        StaticArenaPool::new(name, builder.clone()).map_err(|e: ArenaPoolError| e.into())
     })
 }
 
@@ -122,7 +129,10 @@ pub fn roster() -> Vec<Entry> {
         pool::<OPool>(),
         pool::<QueuePool>(),
         pool::<MutexPool>(),
-        arena("arenapool", arenapool()),
+        arena_static("arenapool Buf, cache 32", arenapool()),
+        arena("arenapool OwnedBuf, cache 32", arenapool()),
+        arena_static("arenapool Buf, no cache", arenapool().cache_size(0)),
+        arena("arenapool OwnedBuf, no cache", arenapool().cache_size(0)),
     ]);
     entries
 }
@@ -155,7 +165,7 @@ mod tests {
         unique.sort();
         unique.dedup();
         assert_eq!(unique.len(), names.len(), "names must be unique: {names:?}");
-        assert_eq!(names.len(), 17);
+        assert_eq!(names.len(), 20);
     }
 
     #[test]

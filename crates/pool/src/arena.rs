@@ -16,55 +16,88 @@ use std::ptr::NonNull;
 
 use crate::error::BuildError;
 
+/// The largest alignment for which the system allocator's `alloc_zeroed`
+/// is `calloc`, which maps fresh zero pages lazily for large blocks. For
+/// larger alignments std uses `aligned_alloc` plus `memset`, which touches
+/// (and so commits) every page of the arena at build time.
+const CALLOC_ALIGN: usize = 16;
+
 /// One zero-initialised allocation, freed on drop.
 ///
-/// Invariant: `ptr` came from `alloc_zeroed(layout)`, `layout.size() > 0`,
-/// and the block stays allocated until `Drop`.
+/// Invariants: `raw` came from `alloc_zeroed(layout)` and stays allocated
+/// until `Drop`; `base` is `raw` advanced by less than `align` bytes to the
+/// first `align`-aligned address, and `base .. base + len` lies inside the
+/// allocation.
 pub(crate) struct Arena {
-    ptr: NonNull<u8>,
+    raw: NonNull<u8>,
+    base: NonNull<u8>,
     layout: Layout,
+    len: usize,
 }
 
 impl Arena {
     /// Allocates `slots * stride` zeroed bytes aligned to `align`.
     ///
+    /// Alignments above 16 are served by over-allocating `align - 1` bytes
+    /// at alignment 16 and rounding the start up, so the block still comes
+    /// from `calloc` and its pages are committed only when first written.
+    ///
     /// Fails with a typed error (never a panic or an abort) when the size
     /// overflows `isize` or the allocator returns null.
     #[allow(clippy::disallowed_methods)] // this module owns raw allocation
     pub(crate) fn zeroed(slots: u32, stride: usize, align: usize) -> Result<Self, BuildError> {
-        let bytes = stride
+        let len = stride
             .checked_mul(slots as usize)
             .filter(|&b| b <= isize::MAX as usize)
             .ok_or(BuildError::TooLarge)?;
-        let layout = Layout::from_size_align(bytes, align).map_err(|_| BuildError::TooLarge)?;
+        let (size, alloc_align) = if align <= CALLOC_ALIGN {
+            (len, align)
+        } else {
+            (
+                len.checked_add(align - 1).ok_or(BuildError::TooLarge)?,
+                CALLOC_ALIGN,
+            )
+        };
+        let layout =
+            Layout::from_size_align(size, alloc_align).map_err(|_| BuildError::TooLarge)?;
         debug_assert!(layout.size() > 0, "the builder rejects zero sizes");
         // SAFETY: `layout` has a non-zero size: `slots >= 1` and
         // `stride >= 1` are checked by the builder and the grow path.
         let raw = unsafe { std::alloc::alloc_zeroed(layout) };
-        let ptr = NonNull::new(raw).ok_or(BuildError::Alloc { bytes })?;
-        Ok(Self { ptr, layout })
+        let raw = NonNull::new(raw).ok_or(BuildError::Alloc { bytes: len })?;
+        let offset = (align - raw.as_ptr().addr() % align) % align;
+        // SAFETY: `offset < align`, and when `offset > 0` the allocation has
+        // `align - 1` spare bytes, so `raw + offset .. + len` is inside it.
+        let base = unsafe { raw.add(offset) };
+        Ok(Self {
+            raw,
+            base,
+            layout,
+            len,
+        })
     }
 
-    /// The first byte of the block. Pointers into slots are derived from it
-    /// with `add`, which keeps the allocation's provenance.
+    /// The first byte of the block, aligned as asked. Pointers into slots
+    /// are derived from it with `add`, which keeps the allocation's
+    /// provenance.
     #[inline]
     pub(crate) fn base(&self) -> NonNull<u8> {
-        self.ptr
+        self.base
     }
 
     /// Size of the block in bytes.
     #[cfg(all(test, not(loom)))]
     pub(crate) fn len(&self) -> usize {
-        self.layout.size()
+        self.len
     }
 }
 
 impl Drop for Arena {
     #[allow(clippy::disallowed_methods)] // this module owns raw allocation
     fn drop(&mut self) {
-        // SAFETY: `ptr` was returned by `alloc_zeroed(self.layout)` and is
+        // SAFETY: `raw` was returned by `alloc_zeroed(self.layout)` and is
         // freed exactly once, here (type invariant).
-        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) };
+        unsafe { std::alloc::dealloc(self.raw.as_ptr(), self.layout) };
     }
 }
 
@@ -78,8 +111,8 @@ unsafe impl Sync for Arena {}
 impl std::fmt::Debug for Arena {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Arena")
-            .field("bytes", &self.layout.size())
-            .field("align", &self.layout.align())
+            .field("bytes", &self.len)
+            .field("allocated", &self.layout.size())
             .finish()
     }
 }
@@ -99,6 +132,19 @@ mod tests {
     }
 
     #[test]
+    fn large_alignments_are_honoured() {
+        for align in [32, 64, 256, 4096] {
+            let a = Arena::zeroed(5, align, align).unwrap();
+            assert_eq!(a.base().as_ptr().addr() % align, 0, "align {align}");
+            assert_eq!(a.len(), 5 * align);
+            // SAFETY: the block is `len` initialised bytes owned by `a`.
+            let bytes = unsafe { std::slice::from_raw_parts_mut(a.base().as_ptr(), a.len()) };
+            assert!(bytes.iter().all(|&b| b == 0));
+            bytes.fill(0xAA); // the whole block is writable
+        }
+    }
+
+    #[test]
     fn overflow_is_an_error() {
         assert_eq!(
             Arena::zeroed(u32::MAX - 1, usize::MAX / 2, 64).unwrap_err(),
@@ -113,7 +159,7 @@ mod tests {
     )]
     fn allocation_failure_is_an_error() {
         // 2^46 bytes (64 TiB) fits isize but no machine here can back it.
-        let err = Arena::zeroed(1 << 30, 1 << 16, 64).unwrap_err();
+        let err = Arena::zeroed(1 << 30, 1 << 16, 16).unwrap_err();
         assert!(matches!(err, BuildError::Alloc { bytes } if bytes == 1 << 46));
     }
 }

@@ -57,7 +57,7 @@
 //! Stealing costs a `membarrier` system call (about a microsecond), so an
 //! exhausted pool's failing `try_acquire` is slower than a successful one.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::Weak;
 
 use crossbeam_utils::Backoff;
@@ -232,51 +232,95 @@ impl Drop for Entry {
     }
 }
 
+/// This thread's caches, one per pool it has used.
+struct Local {
+    /// Fast path: the key (pool address) of the pool this thread used
+    /// last, or 0, and a pointer to its cache. The pointer is valid while
+    /// `entries` holds that cache's `Arc`: `find_or_register` resets
+    /// `last_key` before it drops any entry.
+    last_key: Cell<usize>,
+    last: Cell<*const Cache>,
+    entries: RefCell<Vec<Entry>>,
+}
+
 #[cfg(not(loom))]
 std::thread_local! {
-    static CACHES: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+    static LOCAL: Local = const {
+        Local {
+            last_key: Cell::new(0),
+            last: Cell::new(std::ptr::null()),
+            entries: RefCell::new(Vec::new()),
+        }
+    };
 }
 #[cfg(loom)]
 loom::thread_local! {
-    static CACHES: RefCell<Vec<Entry>> = RefCell::new(Vec::new());
+    static LOCAL: Local = Local {
+        last_key: Cell::new(0),
+        last: Cell::new(std::ptr::null()),
+        entries: RefCell::new(Vec::new()),
+    };
 }
 
 /// Runs `f` on this thread's cache for `pool`, making one if needed.
-/// `None` if the thread's caches are gone (thread exit) or busy.
+/// `None` if this thread's caches are gone (it is exiting).
 #[inline]
 fn with_cache<R>(pool: &std::sync::Arc<Shared>, f: impl FnOnce(&Cache) -> R) -> Option<R> {
-    CACHES
-        .try_with(|entries| {
-            let key = std::sync::Arc::as_ptr(pool) as usize;
-            {
-                let entries = entries.try_borrow().ok()?;
-                if let Some(e) = entries.iter().find(|e| e.key == key) {
-                    return Some(f(&e.cache));
-                }
+    let key = std::sync::Arc::as_ptr(pool) as usize;
+    LOCAL
+        .try_with(|local| {
+            if local.last_key.get() == key {
+                // SAFETY: `last` points to the cache of the entry for
+                // `key`, which `entries` keeps alive (see `Local`); this
+                // thread is its owner.
+                return Some(f(unsafe { &*local.last.get() }));
             }
-            let cache = register(pool, &mut *entries.try_borrow_mut().ok()?);
+            let cache = find_or_register(local, pool, key)?;
             Some(f(&cache))
         })
         .ok()
         .flatten()
 }
 
-/// Makes this thread's cache for `pool` and forgets caches of dead pools.
+/// Slow path of [`with_cache`]: another pool than last time, or the first
+/// use of this pool by this thread.
 #[cold]
-fn register(pool: &std::sync::Arc<Shared>, entries: &mut Vec<Entry>) -> Arc<Cache> {
-    entries.retain(|e| e.pool.strong_count() > 0);
-    let cache = Arc::new(Cache::new(pool.config.cache_size));
-    lock(&pool.caches).push(Arc::clone(&cache));
-    entries.push(Entry {
-        key: std::sync::Arc::as_ptr(pool) as usize,
-        pool: std::sync::Arc::downgrade(pool),
-        cache: Arc::clone(&cache),
-    });
-    cache
+#[inline(never)]
+fn find_or_register(
+    local: &Local,
+    pool: &std::sync::Arc<Shared>,
+    key: usize,
+) -> Option<Arc<Cache>> {
+    let mut entries = local.entries.try_borrow_mut().ok()?;
+    let found = entries
+        .iter()
+        .find(|e| e.key == key)
+        .map(|e| e.cache.clone());
+    let cache = match found {
+        Some(cache) => cache,
+        None => {
+            // Forget caches of pools that are gone. `last` may point into
+            // one of them, so forget it first.
+            local.last_key.set(0);
+            entries.retain(|e| e.pool.strong_count() > 0);
+            let cache = Arc::new(Cache::new(pool.config.cache_size));
+            lock(&pool.caches).push(Arc::clone(&cache));
+            entries.push(Entry {
+                key,
+                pool: std::sync::Arc::downgrade(pool),
+                cache: Arc::clone(&cache),
+            });
+            cache
+        }
+    };
+    local.last.set(Arc::as_ptr(&cache));
+    local.last_key.set(key);
+    Some(cache)
 }
 
-/// Acquire through this thread's cache. `None`: not served (no cache, a
-/// steal or a waiter in progress, or cache and shared list both empty).
+/// Acquire through this thread's cache. `None`: not served (a steal or a
+/// waiter in progress, the thread is exiting, or the cache and the shared
+/// list are both empty).
 #[inline]
 pub(crate) fn take(pool: &std::sync::Arc<Shared>) -> Option<u32> {
     with_cache(pool, |cache| {
@@ -290,8 +334,9 @@ pub(crate) fn take(pool: &std::sync::Arc<Shared>) -> Option<u32> {
     .flatten()
 }
 
-/// Release through this thread's cache. `false`: not taken (no cache, or a
-/// steal or a waiter in progress); the caller uses the shared list.
+/// Release through this thread's cache. `false`: not taken (a steal or a
+/// waiter in progress, or the thread is exiting); the caller uses the
+/// shared list.
 #[inline]
 pub(crate) fn put(pool: &std::sync::Arc<Shared>, idx: u32) -> bool {
     with_cache(pool, |cache| {

@@ -324,7 +324,10 @@ impl Shared {
     }
 
     /// The shared-list part of [`take`](Self::take).
-    #[inline]
+    ///
+    /// Out of line: with caches on it is the fallback, and keeping it out
+    /// of the inlined fast path keeps that path small.
+    #[inline(never)]
     pub(crate) fn take_uncached(&self) -> Option<u32> {
         self.take_shared().or_else(|| self.take_slow())
     }
@@ -358,7 +361,8 @@ impl Shared {
     }
 
     /// Pushes one slot onto the free list and wakes a waiter if any.
-    #[inline]
+    /// Out of line for the same reason as [`take_uncached`](Self::take_uncached).
+    #[inline(never)]
     pub(crate) fn put_uncached(&self, idx: u32) {
         self.free.push(&self.segments, idx);
         if self.gate.load(SeqCst) >= WAITER {
