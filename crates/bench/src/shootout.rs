@@ -24,6 +24,9 @@ pub struct Options {
     /// executable that routes [`rss::CHILD_COMMAND`] to
     /// [`rss::child_main`], as the `arenapool` binary does.
     pub rss: bool,
+    /// Run only the candidates whose name contains one of these strings
+    /// (all of them when empty).
+    pub only: Vec<String>,
 }
 
 impl Options {
@@ -62,6 +65,10 @@ pub fn run(opts: &Options) -> Report {
             }
         };
         let name = c.name();
+        if !opts.only.is_empty() && !opts.only.iter().any(|o| name.contains(o.as_str())) {
+            bar.inc(per_candidate);
+            continue;
+        }
         let step = |what: &str| {
             bar.set_message(format!("{name}: {what}"));
         };

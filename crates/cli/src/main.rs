@@ -44,6 +44,9 @@ enum Command {
         /// (same name, .svg).
         #[arg(long, value_name = "PATH")]
         json: Option<PathBuf>,
+        /// Run only candidates whose name contains this (repeatable).
+        #[arg(long, value_name = "SUBSTRING")]
+        only: Vec<String>,
     },
     /// Internal: one candidate's peak-RSS run, started by `bench`.
     #[command(name = arenapool_bench::rss::CHILD_COMMAND, hide = true)]
@@ -69,7 +72,8 @@ fn main() {
             quick,
             threads,
             json,
-        } => bench(quick, threads, json),
+            only,
+        } => bench(quick, threads, json, only),
         Command::BenchRssChild {
             index,
             quick,
@@ -79,6 +83,7 @@ fn main() {
                 quick,
                 threads,
                 rss: false,
+                only: Vec::new(),
             }
             .plan();
             if let Err(e) = arenapool_bench::rss::child_main(index, &plan) {
@@ -97,11 +102,12 @@ fn at_least_one(arg: &str) -> Result<usize, String> {
     }
 }
 
-fn bench(quick: bool, threads: Option<usize>, json: Option<PathBuf>) {
+fn bench(quick: bool, threads: Option<usize>, json: Option<PathBuf>, only: Vec<String>) {
     let opts = arenapool_bench::Options {
         quick,
         threads,
         rss: true,
+        only,
     };
     let report = arenapool_bench::run(&opts);
     println!("{}\n{}", report.table(), report.legend());
