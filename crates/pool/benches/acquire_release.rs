@@ -1,7 +1,8 @@
 //! Single-thread round trip: get a 4096-byte buffer, write 64 bytes into
 //! it, give it back. `arenapool` against the seed article's baseline
 //! (`Vec::with_capacity(4096)`) and a zeroed `vec![0u8; 4096]`, both under
-//! the system allocator (glibc malloc here).
+//! the system allocator (glibc malloc here). `arenapool` uses the default
+//! per-thread cache; `arenapool_no_cache` only the shared free list.
 //!
 //! Run: `cargo bench -p arenapool --bench acquire_release`.
 
@@ -24,6 +25,20 @@ fn round_trip(c: &mut Criterion) {
     g.bench_function("arenapool", |b| {
         b.iter(|| {
             let mut buf = pool.try_acquire().unwrap();
+            buf.extend_from_slice(black_box(&TOUCH)).unwrap();
+            black_box(&mut buf);
+        })
+    });
+
+    let shared_only = Pool::builder()
+        .buffer_size(SIZE)
+        .capacity(1024)
+        .cache_size(0)
+        .build()
+        .unwrap();
+    g.bench_function("arenapool_no_cache", |b| {
+        b.iter(|| {
+            let mut buf = shared_only.try_acquire().unwrap();
             buf.extend_from_slice(black_box(&TOUCH)).unwrap();
             black_box(&mut buf);
         })
