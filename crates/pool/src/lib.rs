@@ -70,10 +70,11 @@
 //!
 //! # Soundness
 //!
-//! Unsafe code lives in `arena.rs`, `segments.rs`, `handle.rs` and one
-//! function of `pool.rs`, each block with its reason. The free list is
-//! model-checked with loom, the unit tests run under Miri with strict
-//! provenance, and a stress test checks that no buffer ever has two owners.
+//! Unsafe code lives in `arena.rs`, `segments.rs`, `handle.rs`, one
+//! function of `pool.rs` and one block of `cache.rs`, each with its reason.
+//! The free list and the cache steal handshake are model-checked with loom,
+//! the unit and integration tests run under Miri with strict provenance, and
+//! stress tests check that no buffer ever has two owners.
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![deny(unsafe_op_in_unsafe_fn)]
