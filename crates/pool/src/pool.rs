@@ -392,10 +392,16 @@ impl Shared {
             });
         }
         if let Some(chain) = chain {
-            self.free.push_chain(&self.segments, chain);
-            if self.gate.load(SeqCst) >= WAITER {
-                self.wake(chain.len as usize);
-            }
+            self.push_chain(chain);
+        }
+    }
+
+    /// Pushes an owned, linked chain with one CAS and wakes as many
+    /// sleepers as it frees slots, if any sleep.
+    fn push_chain(&self, chain: Chain) {
+        self.free.push_chain(&self.segments, chain);
+        if self.gate.load(SeqCst) >= WAITER {
+            self.wake(chain.len as usize);
         }
     }
 
@@ -467,15 +473,11 @@ impl Shared {
         let mine = chain.first;
         self.note_taken(mine);
         if len > 1 {
-            let rest = Chain {
+            self.push_chain(Chain {
                 first: mine + 1,
                 last: chain.last,
                 len: len - 1,
-            };
-            self.free.push_chain(&self.segments, rest);
-            if self.gate.load(SeqCst) >= WAITER {
-                self.wake(rest.len as usize);
-            }
+            });
         }
         Some(mine)
     }
