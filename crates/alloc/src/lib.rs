@@ -1,0 +1,1 @@
+//! Allocators around the arenapool buffer pool.

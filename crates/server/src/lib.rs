@@ -1,0 +1,1 @@
+//! The arenapool case study: a UDP packet server on the pool.
