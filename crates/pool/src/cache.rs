@@ -48,11 +48,11 @@
 //! the pool's cache-list lock for the whole steal, which also serialises it
 //! with other stealers and with caches handed back by exiting threads.
 //!
-//! Blocking waiters rely on the same handshake: a waiter increments the
-//! waiter count and then steals; a release that started before the steal is
-//! waited for and its slot taken, one that starts after it sees the waiter
-//! count (owners read it in the same `gate` word as the `STEALING` bit) and
-//! pushes to the shared list, which wakes the waiter.
+//! Waiters (blocking and async) rely on the same handshake: a waiter
+//! increments the waiter count and then steals; a release that started
+//! before the steal is waited for and its slot taken, one that starts after
+//! it sees the waiter count (owners read it in the same `gate` word as the
+//! `STEALING` bit) and hands its slot to the queue (`wait.rs`).
 //!
 //! Stealing costs a `membarrier` system call (0.2 us measured here with one
 //! thread; it interrupts every CPU running the process's threads), so an

@@ -43,9 +43,11 @@
 //!   success. `SeqCst` is at least `Release`, which is what the list needs:
 //!   everything the releasing thread did before (its writes into the buffer,
 //!   the link word) happens-before any thread that later acquires the head
-//!   value. The extra strength is for the pool's waiter protocol (a releaser
-//!   checks for sleeping waiters after its push; see `Pool::give_back`) and
-//!   costs nothing on x86, where every locked RMW is a full barrier.
+//!   value. The extra strength (`Acquire` on success) is for the waiter
+//!   protocol: a waiter's [`FreeList::sync`] that comes first in the head's
+//!   order then happens-before the push, so the releaser sees the waiter
+//!   (see `wait.rs`). It costs nothing on x86, where every locked RMW is a
+//!   full barrier.
 //! * Loads of the head are `Acquire`, and so are failed CASes. Every
 //!   modification of the head is a read-modify-write, so each successful push
 //!   heads a release sequence that all later head values continue: loading
@@ -181,6 +183,15 @@ impl FreeList {
                 }
             }
         }
+    }
+
+    /// A no-op read-modify-write of the head: orders the caller after every
+    /// push that came before it in the head's modification order, and every
+    /// push that comes after it after everything the caller did before.
+    /// The waiter protocol (`wait.rs`) uses it where a `SeqCst` fence would
+    /// do on paper: the RMW is sound under loom's model too.
+    pub(crate) fn sync(&self) {
+        self.head.fetch_add(0, SeqCst);
     }
 
     /// Pops one slot.

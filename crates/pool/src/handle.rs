@@ -203,6 +203,32 @@ impl OwnedBuf {
     pub fn pool(&self) -> &Arc<Pool> {
         &self.pool
     }
+
+    /// Turns the filled part into [`bytes::Bytes`] without copying. Clones
+    /// and slices of the `Bytes` share the buffer; it goes back to the pool
+    /// when the last of them is dropped.
+    ///
+    /// `Bytes` keeps its owner behind one small heap allocation (its
+    /// reference count), made here.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let pool = Arc::new(arenapool::Pool::new(64, 1)?);
+    /// let mut buf = pool.try_acquire_owned().unwrap();
+    /// buf.extend_from_slice(b"hello, world")?;
+    /// let bytes = buf.freeze();
+    /// let hello = bytes.slice(..5);
+    /// drop(bytes);
+    /// assert_eq!(&hello[..], b"hello");
+    /// assert_eq!(pool.stats().in_use, 1, "the slice keeps the buffer");
+    /// drop(hello);
+    /// assert_eq!(pool.stats().in_use, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "bytes")]
+    pub fn freeze(self) -> bytes::Bytes {
+        bytes::Bytes::from_owner(self)
+    }
 }
 
 /// The public surface shared by `Buf` and `OwnedBuf`, written once.
@@ -336,6 +362,40 @@ macro_rules! handle_methods {
             #[inline]
             fn flush(&mut self) -> io::Result<()> {
                 Ok(())
+            }
+        }
+
+        /// Writes append after the filled part; `remaining_mut` is exactly
+        /// `capacity() - len()`. As `BufMut`'s contract allows, `put_*`
+        /// panics when the data does not fit: check `remaining_mut()` first,
+        /// or use [`extend_from_slice`](Self::extend_from_slice), which
+        /// returns an error instead. With tokio, `read_buf(&mut buf)` and
+        /// `UdpSocket::recv_buf(&mut buf)` read straight into the buffer.
+        #[cfg(feature = "bytes")]
+        // SAFETY: `chunk_mut` is the unfilled tail of our slot (initialised
+        // bytes, so the `UninitSlice` over it is valid), `remaining_mut` is
+        // its exact length, and `advance_mut` only moves `len` within the
+        // slot (checked; it panics instead of going past the end).
+        unsafe impl bytes::BufMut for $ty {
+            #[inline]
+            fn remaining_mut(&self) -> usize {
+                self.slot.cap - self.slot.len
+            }
+
+            #[inline]
+            unsafe fn advance_mut(&mut self, cnt: usize) {
+                let remaining = self.slot.cap - self.slot.len;
+                assert!(
+                    cnt <= remaining,
+                    "advance_mut({cnt}) past the end of the buffer ({remaining} bytes left)"
+                );
+                self.slot.len += cnt;
+                self.slot.dirty = self.slot.dirty.max(self.slot.len);
+            }
+
+            #[inline]
+            fn chunk_mut(&mut self) -> &mut bytes::buf::UninitSlice {
+                bytes::buf::UninitSlice::new(self.spare_mut())
             }
         }
 

@@ -51,6 +51,9 @@
 //!   CAS, and an empty pool steals back what idle threads' caches hold.
 //! * **Pool** (`pool.rs`): acquire (non-blocking, blocking with a timeout),
 //!   release, growth, statistics.
+//! * **Wait queue** (`wait.rs`, `future.rs`): one FIFO queue for blocking
+//!   and async waiters; a release hands its buffer straight to the longest
+//!   waiter.
 //! * **Handles** (`handle.rs`): [`Buf`] and [`OwnedBuf`].
 //!
 //! # Handles
@@ -65,16 +68,53 @@
 //!
 //! [`Pool::try_acquire`] returns `None` when the pool is empty and cannot
 //! grow; [`Pool::acquire_timeout`] sleeps until a buffer is released or the
-//! timeout passes; [`PoolBuilder::grow_to`] lets the pool add arenas up to a
-//! limit before either of those happens.
+//! timeout passes; `pool.acquire().await` waits without blocking a thread;
+//! [`PoolBuilder::grow_to`] lets the pool add arenas up to a limit before
+//! any of those happens. Waiters are served in arrival order: a release
+//! hands its buffer to the longest waiter, and a caller that arrives while
+//! others wait queues behind them. Dropping an [`Acquire`] future at any
+//! point loses no buffer and no wake-up.
+//!
+//! # Async and `bytes` (features `async` and `bytes`, on by default)
+//!
+//! The futures run on any executor. Handles implement [`bytes::BufMut`],
+//! so tokio reads straight into them (`stream.read_buf(&mut buf)`,
+//! `socket.recv_buf_from(&mut buf)`), and [`OwnedBuf::freeze`] turns an
+//! owned buffer into [`bytes::Bytes`] without copying; the buffer returns
+//! to the pool when the last clone or slice is dropped.
+//!
+//! ```
+//! # #[cfg(all(feature = "async", feature = "bytes"))]
+//! # futures::executor::block_on(async {
+//! use std::sync::Arc;
+//! use bytes::BufMut;
+//!
+//! let pool = Arc::new(arenapool::Pool::new(1500, 64)?);
+//! let mut buf = pool.acquire_owned().await;
+//! buf.put_u16(0xCAFE);              // bytes::BufMut
+//! buf.put_slice(b" payload");
+//! let frame: bytes::Bytes = buf.freeze();
+//! let header = frame.slice(..2);    // shares the pooled buffer
+//! drop(frame);
+//! assert_eq!(&header[..], &[0xCA, 0xFE]);
+//! assert_eq!(pool.stats().in_use, 1);
+//! drop(header);
+//! assert_eq!(pool.stats().in_use, 0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+//!
+//! `examples/tcp_echo.rs` is a tokio echo server that reads every chunk
+//! into a pooled buffer.
 //!
 //! # Soundness
 //!
 //! Unsafe code lives in `arena.rs`, `segments.rs`, `handle.rs`, one
 //! function of `pool.rs` and one block of `cache.rs`, each with its reason.
-//! The free list and the cache steal handshake are model-checked with loom,
-//! the unit and integration tests run under Miri with strict provenance, and
-//! stress tests check that no buffer ever has two owners.
+//! The free list, the cache steal handshake and the wait queue are
+//! model-checked with loom, the unit and integration tests run under Miri
+//! with strict provenance, and stress tests check that no buffer ever has
+//! two owners.
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -85,14 +125,19 @@ mod builder;
 mod cache;
 mod error;
 mod freelist;
+#[cfg(feature = "async")]
+mod future;
 mod handle;
 mod pool;
 mod segments;
 mod stats;
 mod sync;
+mod wait;
 
 pub use builder::{MAX_ALIGNMENT, MAX_CACHE_SIZE, MAX_CAPACITY, PoolBuilder};
 pub use error::{BuildError, CapacityError, Exhausted};
+#[cfg(feature = "async")]
+pub use future::{Acquire, AcquireOwned};
 pub use handle::{Buf, OwnedBuf};
 pub use pool::Pool;
 pub use stats::Stats;

@@ -9,35 +9,20 @@
 //! CAS on its head per buffer, or one per batch when a cache refills or
 //! flushes.
 //!
-//! # Waiting without lost wake-ups
+//! # Waiting
 //!
-//! [`Pool::acquire_timeout`] sleeps on an [`event_listener::Event`], which
-//! the async acquire of a later release will share. A release wakes a
-//! sleeper only if the waiter count is non-zero, so the common case pays one
-//! load, not a notification. That skip is safe by a Dekker-style argument:
-//!
-//! * a waiter adds itself to the waiter count (`SeqCst`), issues a `SeqCst`
-//!   fence, and only then tries the free list;
-//! * a releaser pushes with a `SeqCst` CAS and then loads the waiter count
-//!   (`SeqCst`).
-//!
-//! In the single total order of `SeqCst` operations, either the releaser's
-//! load comes after the increment (it sees the waiter and notifies), or it
-//! comes before, and then the push precedes the waiter's fence, so the
-//! waiter's attempt finds the slot. After its first attempt a waiter follows
-//! event-listener's own protocol: register a listener, try again, sleep.
-//!
-//! With caches, a release that sees a waiter skips its cache and takes the
-//! path above; one that does not see the waiter may cache the slot, but then
-//! the waiter's attempt, which steals from every cache before it sleeps,
-//! finds it (`cache.rs` explains why the steal cannot miss it).
+//! [`Pool::acquire_timeout`] and the async [`Pool::acquire`] share one FIFO
+//! wait queue (`wait.rs`). A release checks the `gate` word (one load it
+//! makes anyway) and, only when someone waits, hands its slot straight to
+//! the longest waiter. `wait.rs` explains why no wake-up is lost and
+//! `cache.rs` how releases into thread caches take part.
 
 use std::ptr::{self, NonNull};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
-use event_listener::{Event, IntoNotification, Listener};
+use event_listener::Event;
 
 use crate::builder::{Config, PoolBuilder};
 use crate::cache::{self, Cache};
@@ -46,8 +31,9 @@ use crate::freelist::{Chain, FreeList, Links, NIL, pack, unpack};
 use crate::handle::{Buf, OwnedBuf};
 use crate::segments::Segments;
 use crate::stats::Stats;
-use crate::sync::Ordering::{Acquire, Relaxed, Release, SeqCst};
-use crate::sync::{AtomicU32, AtomicU64, AtomicUsize, Mutex, fence, lock};
+use crate::sync::Ordering::{Acquire, Relaxed, Release};
+use crate::sync::{AtomicU32, AtomicU64, AtomicUsize, Mutex, lock};
+use crate::wait::Tag;
 
 /// A pool of fixed-size byte buffers carved from one arena.
 ///
@@ -96,21 +82,27 @@ pub(crate) struct Shared {
     pub(crate) asymmetric: bool,
     /// Slots in all published segments. Written only while growing.
     capacity: AtomicU32,
-    pub(crate) event: Event,
+    /// The wait queue; its notifications carry the slot handed over
+    /// (`wait.rs`).
+    pub(crate) event: Event<Tag>,
+    /// This allocation, for grants that must find their way back.
+    pub(crate) me: Weak<Shared>,
     /// Every thread cache of this pool. Its lock also serialises stealing
     /// and the hand-back of a cache when its thread exits.
     pub(crate) caches: Mutex<Vec<crate::sync::Arc<Cache>>>,
     /// Written only on slow paths; kept off the read-mostly lines above.
-    slow: CachePadded<SlowPath>,
+    pub(crate) slow: CachePadded<SlowPath>,
 }
 /// `Shared::gate` bit: a steal is in progress.
 pub(crate) const STEALING: usize = 1;
 /// `Shared::gate` unit: one blocking waiter.
 pub(crate) const WAITER: usize = 2;
 
-struct SlowPath {
+pub(crate) struct SlowPath {
     failed: AtomicU64,
-    waits: AtomicU64,
+    pub(crate) waits: AtomicU64,
+    /// Waiters that ever joined the queue (`wait.rs`).
+    pub(crate) arrivals: AtomicUsize,
     /// Serialises growth; holds the number of segments.
     grow: Mutex<usize>,
 }
@@ -139,7 +131,7 @@ impl Pool {
         let free = FreeList::new();
         free.push_chain(&segments, segments.first_chain());
         let asymmetric = config.cache_size > 0 && crate::barrier::asymmetric_available();
-        let shared = Shared {
+        let shared = Arc::new_cyclic(|me| Shared {
             free,
             segments,
             config,
@@ -147,17 +139,17 @@ impl Pool {
             gate: AtomicUsize::new(0),
             asymmetric,
             capacity: AtomicU32::new(config.capacity),
-            event: Event::new(),
+            event: Event::with_tag(),
+            me: me.clone(),
             caches: Mutex::new(Vec::new()),
             slow: CachePadded::new(SlowPath {
                 failed: AtomicU64::new(0),
                 waits: AtomicU64::new(0),
+                arrivals: AtomicUsize::new(0),
                 grow: Mutex::new(1),
             }),
-        };
-        Ok(Self {
-            shared: Arc::new(shared),
-        })
+        });
+        Ok(Self { shared })
     }
 
     /// Takes a free buffer, growing the pool if it is empty and allowed to
@@ -277,9 +269,17 @@ impl Pool {
             high_water: s.frontier.load(Relaxed) as usize,
             failed_acquires: s.slow.failed.load(Relaxed),
             waits: s.slow.waits.load(Relaxed),
+            waiting: s.gate.load(Relaxed) / WAITER,
             segments: *lock(&s.slow.grow),
             threads,
         }
+    }
+
+    /// The state shared with thread caches and wait queues.
+    #[cfg(feature = "async")]
+    #[inline]
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     /// Pointer to slot `idx`, derived from its arena's allocation.
@@ -314,7 +314,7 @@ impl Shared {
     /// Takes a slot: from this thread's cache, else the free list, else the
     /// other threads' caches, else a new segment. Counts nothing on failure.
     #[inline]
-    fn take(&self, this: &Arc<Shared>) -> Option<u32> {
+    pub(crate) fn take(&self, this: &Arc<Shared>) -> Option<u32> {
         if self.config.cache_size > 0
             && let Some(idx) = cache::take(this)
         {
@@ -360,14 +360,11 @@ impl Shared {
         self.put_uncached(idx);
     }
 
-    /// Pushes one slot onto the free list and wakes a waiter if any.
+    /// Pushes one slot onto the free list, or hands it to a waiter.
     /// Out of line for the same reason as [`take_uncached`](Self::take_uncached).
     #[inline(never)]
     pub(crate) fn put_uncached(&self, idx: u32) {
-        self.free.push(&self.segments, idx);
-        if self.gate.load(SeqCst) >= WAITER {
-            self.wake(1);
-        }
+        self.release_shared(idx);
     }
 
     /// Links `slots` into a chain and pushes it with one CAS (nothing if
@@ -396,12 +393,12 @@ impl Shared {
         }
     }
 
-    /// Pushes an owned, linked chain with one CAS and wakes as many
-    /// sleepers as it frees slots, if any sleep.
+    /// Pushes an owned, linked chain with one CAS and hands as many slots
+    /// to waiters, if any wait.
     fn push_chain(&self, chain: Chain) {
         self.free.push_chain(&self.segments, chain);
-        if self.gate.load(SeqCst) >= WAITER {
-            self.wake(chain.len as usize);
+        if self.gate.load(Relaxed) >= WAITER {
+            self.serve(chain.len as usize);
         }
     }
 
@@ -435,17 +432,9 @@ impl Shared {
     }
 
     #[cold]
-    fn count_failure<T>(&self) -> Option<T> {
+    pub(crate) fn count_failure<T>(&self) -> Option<T> {
         self.slow.failed.fetch_add(1, Relaxed);
         None
-    }
-
-    /// Wakes `n` more sleepers. `additional`: a plain `notify(n)` only
-    /// makes sure that *some* `n` listeners are notified, so a burst of
-    /// releases before the first woken waiter runs would wake just one.
-    #[cold]
-    fn wake(&self, n: usize) {
-        self.event.notify(n.additional());
     }
 
     /// Adds the next segment if the limit allows, keeps its first slot for
@@ -480,43 +469,6 @@ impl Shared {
             });
         }
         Some(mine)
-    }
-
-    /// The blocking acquire behind `acquire_timeout`.
-    fn take_blocking(&self, this: &Arc<Shared>, timeout: Duration) -> Result<u32, Exhausted> {
-        if let Some(idx) = self.take(this) {
-            return Ok(idx);
-        }
-        let start = Instant::now();
-        let deadline = start.checked_add(timeout);
-        self.slow.waits.fetch_add(1, Relaxed);
-        self.gate.fetch_add(WAITER, SeqCst);
-        fence(SeqCst);
-        let got = loop {
-            if let Some(idx) = self.take(this) {
-                break Some(idx);
-            }
-            let listener = self.event.listen();
-            if let Some(idx) = self.take(this) {
-                break Some(idx);
-            }
-            match deadline {
-                None => listener.wait(),
-                Some(deadline) => {
-                    if listener.wait_deadline(deadline).is_none() {
-                        // Timed out; one last look before giving up.
-                        break self.take(this);
-                    }
-                }
-            }
-        };
-        self.gate.fetch_sub(WAITER, SeqCst);
-        got.ok_or_else(|| {
-            self.slow.failed.fetch_add(1, Relaxed);
-            Exhausted {
-                waited: start.elapsed(),
-            }
-        })
     }
 }
 

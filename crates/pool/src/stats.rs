@@ -29,8 +29,10 @@ pub struct Stats {
     /// Acquires that returned without a buffer (`try_acquire` on an
     /// exhausted pool, timeouts).
     pub failed_acquires: u64,
-    /// Acquires that found the pool empty and had to wait.
+    /// Acquires that found the pool empty (or others waiting) and queued.
     pub waits: u64,
+    /// Callers in the wait queue right now (blocking and async).
+    pub waiting: usize,
     /// Arena segments allocated: 1, plus one per growth step.
     pub segments: usize,
     /// Threads that have a cache for this pool now (live threads that used

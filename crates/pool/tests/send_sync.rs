@@ -38,6 +38,18 @@ const _: () = {
     assert_static::<std::sync::Arc<Pool>>();
 };
 
+/// The futures can be held across `.await` in spawned tasks (`Send`), and
+/// the owned one is `'static` (`tokio::spawn` needs both).
+#[cfg(feature = "async")]
+const _: () = {
+    const fn acquire<'pool>(_: PhantomData<&'pool ()>) {
+        assert_all::<arenapool::Acquire<'pool>>();
+    }
+    acquire(PhantomData);
+    assert_all::<arenapool::AcquireOwned>();
+    assert_static::<arenapool::AcquireOwned>();
+};
+
 /// Sending the real values (not only naming the types) works too.
 fn send_value<T: Send>(t: T) -> T {
     t

@@ -1,0 +1,192 @@
+//! The async acquire: [`Acquire`] and [`AcquireOwned`], futures over the
+//! wait queue of `wait.rs` (which explains the protocol).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use event_listener::EventListener;
+
+use crate::handle::{Buf, OwnedBuf};
+use crate::pool::{Pool, Shared, WAITER};
+use crate::sync::Ordering::SeqCst;
+use crate::wait::Tag;
+
+/// The state of an async acquire, shared by [`Acquire`] and
+/// [`AcquireOwned`]: not yet queued, or queued with its listener.
+#[derive(Default)]
+struct Waiting {
+    listener: Option<EventListener<Tag>>,
+}
+
+impl Waiting {
+    /// The first poll with a buffer free costs what `try_acquire` costs:
+    /// this part is inlined into the futures' `poll`, the rest is not.
+    #[inline]
+    fn poll(&mut self, shared: &Arc<Shared>, cx: &mut Context<'_>) -> Poll<u32> {
+        if self.listener.is_none()
+            && let Some(idx) = shared.take_unless_queued(shared)
+        {
+            return Poll::Ready(idx);
+        }
+        self.poll_queued(shared, cx)
+    }
+
+    #[inline(never)]
+    fn poll_queued(&mut self, shared: &Arc<Shared>, cx: &mut Context<'_>) -> Poll<u32> {
+        loop {
+            let Some(listener) = self.listener.as_mut() else {
+                self.listener = Some(shared.enqueue());
+                if let Some(idx) = shared.take(shared) {
+                    self.cancel(shared);
+                    return Poll::Ready(idx);
+                }
+                continue;
+            };
+            match Pin::new(listener).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(tag) => {
+                    self.listener = None;
+                    shared.gate.fetch_sub(WAITER, SeqCst);
+                    if let Some(grant) = tag {
+                        return Poll::Ready(grant.into_index());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Leaves the queue if in it (on completion or when the future is
+    /// dropped): a grant received meanwhile goes to the next waiter.
+    #[inline]
+    fn cancel(&mut self, shared: &Shared) {
+        if let Some(listener) = self.listener.take() {
+            shared.leave(listener);
+        }
+    }
+}
+
+/// The future returned by [`Pool::acquire`]: resolves to a buffer when one
+/// is free.
+///
+/// Waiters are served in arrival order. Dropping the future at any point is
+/// safe: a buffer that was on its way to it goes to the next waiter (or
+/// back to the pool), and no wake-up is lost.
+#[must_use = "futures do nothing unless polled"]
+pub struct Acquire<'pool> {
+    pool: &'pool Pool,
+    waiting: Waiting,
+}
+
+/// The future returned by [`Pool::acquire_owned`]; as [`Acquire`], for an
+/// [`OwnedBuf`].
+#[must_use = "futures do nothing unless polled"]
+pub struct AcquireOwned {
+    pool: Arc<Pool>,
+    waiting: Waiting,
+}
+
+impl Pool {
+    /// Waits (asynchronously) for a free buffer.
+    ///
+    /// Returns at once if one is free or the pool may grow; otherwise the
+    /// task sleeps until a release hands it a buffer. Waiters are served in
+    /// arrival order, and a caller that arrives while others wait queues
+    /// behind them. Works on any executor (the queue is an
+    /// [`event_listener::Event`]); cancellation-safe (see [`Acquire`]).
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let pool = arenapool::Pool::new(64, 1)?;
+    /// let mut buf = pool.acquire().await;
+    /// buf.extend_from_slice(b"hello")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    #[inline]
+    pub fn acquire(&self) -> Acquire<'_> {
+        Acquire {
+            pool: self,
+            waiting: Waiting::default(),
+        }
+    }
+
+    /// Like [`acquire`](Self::acquire), for an [`OwnedBuf`] that can move
+    /// into spawned tasks.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// use std::sync::Arc;
+    /// let pool = Arc::new(arenapool::Pool::new(64, 1)?);
+    /// let buf = pool.acquire_owned().await;
+    /// let waiting = pool.acquire_owned(); // the pool is empty now
+    /// drop(buf);
+    /// assert_eq!(waiting.await.index(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    #[inline]
+    pub fn acquire_owned(self: &Arc<Self>) -> AcquireOwned {
+        AcquireOwned {
+            pool: Arc::clone(self),
+            waiting: Waiting::default(),
+        }
+    }
+}
+
+impl<'pool> Future for Acquire<'pool> {
+    type Output = Buf<'pool>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Buf<'pool>> {
+        let this = self.get_mut();
+        let pool = this.pool;
+        this.waiting
+            .poll(pool.shared(), cx)
+            .map(|idx| Buf::new(pool, idx))
+    }
+}
+
+impl Future for AcquireOwned {
+    type Output = OwnedBuf;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<OwnedBuf> {
+        let this = self.get_mut();
+        let pool = &this.pool;
+        this.waiting
+            .poll(pool.shared(), cx)
+            .map(|idx| OwnedBuf::new(Arc::clone(pool), idx))
+    }
+}
+
+impl Drop for Acquire<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.waiting.cancel(self.pool.shared());
+    }
+}
+
+impl Drop for AcquireOwned {
+    #[inline]
+    fn drop(&mut self) {
+        self.waiting.cancel(self.pool.shared());
+    }
+}
+
+impl std::fmt::Debug for Acquire<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Acquire")
+            .field("queued", &self.waiting.listener.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for AcquireOwned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcquireOwned")
+            .field("queued", &self.waiting.listener.is_some())
+            .finish_non_exhaustive()
+    }
+}
