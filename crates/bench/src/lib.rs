@@ -25,7 +25,9 @@
 //! * `runner.rs`: the scenarios, calibration and the median;
 //! * `rss.rs`: peak memory in a child process;
 //! * `report.rs`, `chart.rs`: the table, JSON and SVG;
-//! * `shootout.rs`: the run, with its progress bar.
+//! * `shootout.rs`: the run, with its progress bar;
+//! * `stress.rs`: the soak behind `arenapool stress` (not a benchmark: a
+//!   long randomised run that checks ownership on every release).
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
@@ -39,6 +41,7 @@ mod roster;
 pub mod rss;
 mod runner;
 mod shootout;
+mod stress;
 
 pub use crate::alloc::{Allocator, Raw, RawBuf, Shape, WithCapacity, Written, Zeroed};
 pub use crate::arenapool::{ArenaPool, ArenaPoolError, StaticArenaPool};
@@ -55,3 +58,4 @@ pub use crate::runner::{
     round_trip, window,
 };
 pub use crate::shootout::{Options, run, write_files};
+pub use crate::stress::{STRESS_BUFFER, STRESS_CAPACITY, STRESS_LIMIT, StressReport, stress};
