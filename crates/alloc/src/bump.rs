@@ -217,7 +217,7 @@ impl Bump {
     ///
     /// Alignments up to 4096 (and beyond) are honoured. A zero-sized layout
     /// gets an aligned dangling pointer and takes no space.
-    #[inline]
+    #[inline(always)]
     pub fn try_alloc_layout(&self, layout: Layout) -> Result<NonNull<u8>, BumpError> {
         match self.cursor.try_bump(layout) {
             Some(p) => Ok(p),
@@ -228,7 +228,7 @@ impl Bump {
     /// Allocates `layout`. Aborts through [`handle_alloc_error`] if it
     /// cannot (out of memory or past the limit); see
     /// [`Bump::try_alloc_layout`].
-    #[inline]
+    #[inline(always)]
     pub fn alloc_layout(&self, layout: Layout) -> NonNull<u8> {
         match self.try_alloc_layout(layout) {
             Ok(p) => p,
@@ -239,7 +239,7 @@ impl Bump {
     /// Moves `value` into the arena. Its destructor will not run (see
     /// [`Bump::alloc_with_drop`]). Aborts if the arena cannot grow; see
     /// [`Bump::try_alloc`].
-    #[inline]
+    #[inline(always)]
     #[allow(clippy::mut_from_ref)] // every call returns fresh memory
     pub fn alloc<T>(&self, value: T) -> &mut T {
         let p = self.alloc_layout(Layout::new::<T>());

@@ -32,6 +32,12 @@ const RETIRED: u32 = u32::MAX - 1;
 /// Indices are below this, so they never collide with the two markers.
 const MAX_SLOTS: usize = (u32::MAX - 1) as usize;
 
+#[cold]
+#[inline(never)]
+fn insert_failed<T>(e: &SlabError<T>) -> ! {
+    panic!("{e}")
+}
+
 /// The handle to a value in a [`Slab`]: its slot index and the slot's
 /// generation when the value was inserted.
 ///
@@ -112,6 +118,10 @@ pub struct Slab<T> {
     len: usize,
     /// The generation of slots created from now on.
     fresh_generation: u32,
+    /// Above every generation a key has been issued with from the free
+    /// list (new slots use `fresh_generation`); a `u64` so the last
+    /// generation, `u32::MAX`, can be counted.
+    high: u64,
 }
 
 impl<T> Default for Slab<T> {
@@ -134,6 +144,7 @@ impl<T> Slab<T> {
             free: NONE,
             len: 0,
             fresh_generation: 0,
+            high: 0,
         }
     }
 
@@ -163,15 +174,17 @@ impl<T> Slab<T> {
     /// Inserts `value` and returns its key. Panics if the slab is full
     /// (`u32::MAX - 1` slots) and aborts if memory runs out; see
     /// [`Slab::try_insert`].
+    #[inline]
     pub fn insert(&mut self, value: T) -> Key {
         match self.try_insert(value) {
             Ok(k) => k,
-            Err(e) => panic!("{e}"),
+            Err(e) => insert_failed(&e),
         }
     }
 
     /// Inserts `value` and returns its key, or hands `value` back in an
     /// error if the slab is full or cannot grow.
+    #[inline]
     pub fn try_insert(&mut self, value: T) -> Result<Key, SlabError<T>> {
         if self.free != NONE {
             let index = self.free;
@@ -182,13 +195,16 @@ impl<T> Slab<T> {
             *slot = Slot::Occupied { generation, value };
             self.free = next;
             self.len += 1;
+            self.high = self.high.max(u64::from(generation) + 1);
             return Ok(Key { index, generation });
         }
-        if self.slots.len() >= MAX_SLOTS {
-            return Err(SlabError::Full(value));
-        }
-        if self.slots.try_reserve(1).is_err() {
-            return Err(SlabError::OutOfMemory(value));
+        if self.slots.len() == self.slots.capacity() {
+            if self.slots.len() >= MAX_SLOTS {
+                return Err(SlabError::Full(value));
+            }
+            if self.slots.try_reserve(1).is_err() {
+                return Err(SlabError::OutOfMemory(value));
+            }
         }
         let key = Key {
             index: self.slots.len() as u32,
@@ -335,9 +351,29 @@ impl<T> Slab<T> {
         }
     }
 
-    /// Removes (and drops) every value, keeping the capacity.
+    /// Removes (and drops) every value, keeping the capacity; every key
+    /// goes stale.
+    ///
+    /// The slots themselves are dropped (like `Vec::clear`), and slots made
+    /// afterwards start above the highest generation ever issued, so
+    /// clearing a slab of values without destructors is O(1).
     pub fn clear(&mut self) {
-        self.drain();
+        let fresh = if self.slots.is_empty() {
+            u64::from(self.fresh_generation)
+        } else {
+            u64::from(self.fresh_generation) + 1
+        };
+        match u32::try_from(self.high.max(fresh)) {
+            Ok(high) => {
+                self.free = NONE;
+                self.len = 0;
+                self.fresh_generation = high;
+                self.slots.clear();
+            }
+            // A key was issued with the last generation: keep the slots
+            // (and their retirement) by draining instead.
+            Err(_) => drop(self.drain()),
+        }
     }
 
     /// Drops the trailing free slots and gives back unused capacity.
@@ -578,6 +614,7 @@ mod tests {
             generation: u32::MAX,
             value: 'y',
         };
+        s.high = u64::from(u32::MAX) + 1;
         let last = Key {
             index: k.index(),
             generation: u32::MAX,
@@ -589,6 +626,11 @@ mod tests {
         assert_eq!(s.get(k), None);
         s.shrink_to_fit();
         assert_eq!(s.len(), 1);
+        // `clear` cannot start fresh slots above the last generation, so it
+        // drains and the slot stays retired.
+        s.clear();
+        assert!(s.is_empty());
+        assert_ne!(s.insert('w').index(), 0);
         s.retain(|_, _| false);
         assert!(s.is_empty());
     }

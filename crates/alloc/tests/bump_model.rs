@@ -132,11 +132,28 @@ fn run_segment(bump: &Bump, ops: &[Op]) {
     }
 }
 
+/// Fewer, shorter programs under Miri (each case costs seconds there); no
+/// regression file either.
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: if cfg!(miri) { 8 } else { 256 },
+        failure_persistence: if cfg!(miri) {
+            None
+        } else {
+            ProptestConfig::default().failure_persistence
+        },
+        rng_algorithm: proptest::test_runner::RngAlgorithm::XorShift,
+        ..ProptestConfig::default()
+    }
+}
+
+const MAX_OPS: usize = if cfg!(miri) { 24 } else { 200 };
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 6 } else { 256 }))]
+    #![proptest_config(config())]
 
     #[test]
-    fn bump_matches_the_model(ops in proptest::collection::vec(op(), 0..if cfg!(miri) { 40 } else { 200 })) {
+    fn bump_matches_the_model(ops in proptest::collection::vec(op(), 0..MAX_OPS)) {
         let mut bump = Bump::new();
         for segment in ops.split(|op| matches!(op, Op::Reset)) {
             run_segment(&bump, segment);

@@ -19,6 +19,7 @@ enum Op {
     Retain(u32),
     /// Drain, consuming only this many values.
     Drain(usize),
+    Clear,
     Shrink,
 }
 
@@ -30,15 +31,33 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (any::<usize>(), any::<u32>()).prop_map(|(k, v)| Op::Mutate(k, v)),
         1 => (2u32..5).prop_map(Op::Retain),
         1 => (0usize..4).prop_map(Op::Drain),
+        1 => Just(Op::Clear),
         1 => Just(Op::Shrink),
     ]
 }
 
+/// Fewer, shorter programs under Miri (each case costs seconds there); no
+/// regression file either.
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: if cfg!(miri) { 8 } else { 256 },
+        failure_persistence: if cfg!(miri) {
+            None
+        } else {
+            ProptestConfig::default().failure_persistence
+        },
+        rng_algorithm: proptest::test_runner::RngAlgorithm::XorShift,
+        ..ProptestConfig::default()
+    }
+}
+
+const MAX_OPS: usize = if cfg!(miri) { 24 } else { 300 };
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 8 } else { 256 }))]
+    #![proptest_config(config())]
 
     #[test]
-    fn slab_matches_the_model(ops in proptest::collection::vec(op(), 0..if cfg!(miri) { 60 } else { 300 })) {
+    fn slab_matches_the_model(ops in proptest::collection::vec(op(), 0..MAX_OPS)) {
         let mut slab = Slab::new();
         let mut issued: Vec<Key> = Vec::new();
         let mut model: BTreeMap<Key, u32> = BTreeMap::new();
@@ -83,6 +102,10 @@ proptest! {
                     let taken: Vec<u32> = slab.drain().take(n).collect();
                     let want: Vec<u32> = model.values().copied().take(n).collect();
                     prop_assert_eq!(taken, want);
+                    model.clear();
+                }
+                Op::Clear => {
+                    slab.clear();
                     model.clear();
                 }
                 Op::Shrink => {

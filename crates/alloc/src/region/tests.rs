@@ -187,7 +187,7 @@ fn external_memory() {
     let r = unsafe { ExternalRegion::from_raw_parts(memory.as_mut_ptr(), 512, System) };
     assert_eq!(r.capacity(), 512);
     // SAFETY: non-zero size.
-    let p = unsafe { r.alloc(layout(10, 2)) };
+    let p = unsafe { r.alloc(layout(10, 1)) };
     assert!(r.contains(p));
     assert!(format!("{r:?}").contains("used: 10"));
     // SAFETY: null base: an empty region that always falls back.
