@@ -91,3 +91,13 @@ fn the_totals_include_other_threads() {
     assert!(g.peak_bytes >= 4096);
     assert!(g.allocations >= g.deallocations);
 }
+
+#[test]
+fn the_process_peak_sees_a_big_short_lived_block() {
+    let size = if cfg!(miri) { 64 * 1024 } else { 1 << 20 };
+    let ((), s) = measure(|| drop(std::hint::black_box(vec![0u8; size])));
+    assert_eq!(s.peak_bytes, size as u64);
+    // A block this big makes the thread look at the process peak while the
+    // block is alive.
+    assert!(global_stats().peak_bytes >= size as u64);
+}
