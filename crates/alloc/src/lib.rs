@@ -55,3 +55,8 @@ pub use counting::{AllocStats, Counting, global_stats, is_counting, measure, thr
 pub use error::{BumpError, SlabError};
 pub use region::{ExternalRegion, Region};
 pub use slab::{Drain, Iter, IterMut, Key, Slab};
+
+/// The README's examples, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
