@@ -1,0 +1,699 @@
+//! A slab with generational keys.
+//!
+//! [`Slab<T>`] stores values in a `Vec` of slots and hands out a [`Key`]
+//! per value. Free slots form a linked list through their indices, so
+//! insert, remove and get are O(1) and freed slots are reused.
+//!
+//! The `slab` crate's keys are bare indices: remove an entry, insert
+//! another, and the old key now reads the new entry. Here every slot has a
+//! generation that moves on each time its value is removed, and a key
+//! carries the generation it was issued with, so a stale key returns `None`
+//! instead of somebody else's value. A slot whose generation would wrap
+//! around (after 2^32 reuses) is retired instead of reused, so a key can
+//! never alias. [`Slab::shrink_to_fit`] drops trailing free slots but
+//! remembers the highest generation it dropped, and slots made later start
+//! above it.
+//!
+//! The check is one compare on a value already in cache next to the entry;
+//! the crate README has the benchmark against `slab`.
+//!
+//! This module has no `unsafe` code.
+
+use std::fmt;
+use std::iter::{Enumerate, FusedIterator};
+use std::mem;
+
+use crate::error::SlabError;
+
+/// End of the free list.
+const NONE: u32 = u32::MAX;
+/// `next` of a slot that will never be reused.
+const RETIRED: u32 = u32::MAX - 1;
+/// Indices are below this, so they never collide with the two markers.
+const MAX_SLOTS: usize = (u32::MAX - 1) as usize;
+
+#[cold]
+#[inline(never)]
+fn insert_failed<T>(e: &SlabError<T>) -> ! {
+    panic!("{e}")
+}
+
+/// The handle to a value in a [`Slab`]: its slot index and the slot's
+/// generation when the value was inserted.
+///
+/// ```
+/// use arenapool_alloc::{Key, Slab};
+///
+/// let mut slab = Slab::new();
+/// let k = slab.insert("a");
+/// assert_eq!(Key::from_bits(k.to_bits()), k); // e.g. as an epoll token
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    index: u32,
+    generation: u32,
+}
+
+impl Key {
+    /// The slot index.
+    pub const fn index(self) -> u32 {
+        self.index
+    }
+
+    /// The slot's generation when this key was issued.
+    pub const fn generation(self) -> u32 {
+        self.generation
+    }
+
+    /// Packs the key in a `u64` (generation in the high half).
+    pub const fn to_bits(self) -> u64 {
+        (self.generation as u64) << 32 | self.index as u64
+    }
+
+    /// Unpacks a key packed by [`Key::to_bits`]. Any `u64` gives a key;
+    /// one that was never issued just finds nothing.
+    pub const fn from_bits(bits: u64) -> Self {
+        Self {
+            index: bits as u32,
+            generation: (bits >> 32) as u32,
+        }
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Key({}v{})", self.index, self.generation)
+    }
+}
+
+#[derive(Clone)]
+enum Slot<T> {
+    /// `generation` is the generation of the key that reads `value`.
+    Occupied { generation: u32, value: T },
+    /// `generation` is the generation the next value here will get; `next`
+    /// is the next free slot, [`NONE`], or [`RETIRED`].
+    Vacant { generation: u32, next: u32 },
+}
+
+/// A slab of `T`s addressed by generational [`Key`]s.
+///
+/// ```
+/// use arenapool_alloc::Slab;
+///
+/// let mut conns = Slab::with_capacity(16);
+/// let a = conns.insert("alice");
+/// let b = conns.insert("bob");
+/// assert_eq!(conns.remove(a), Some("alice"));
+/// let c = conns.insert("carol"); // reuses alice's slot...
+/// assert_eq!(c.index(), a.index());
+/// assert_eq!(conns.get(a), None); // ...but alice's key does not see carol
+/// assert_eq!(conns.get(c), Some(&"carol"));
+/// assert_eq!(conns.len(), 2);
+/// # let _ = b;
+/// ```
+#[derive(Clone)]
+pub struct Slab<T> {
+    slots: Vec<Slot<T>>,
+    free: u32,
+    len: usize,
+    /// The generation of slots created from now on.
+    fresh_generation: u32,
+    /// Above every generation a key has been issued with from the free
+    /// list (new slots use `fresh_generation`); a `u64` so the last
+    /// generation, `u32::MAX`, can be counted.
+    high: u64,
+}
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Slab<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl<T> Slab<T> {
+    /// An empty slab; allocates on the first insert.
+    pub const fn new() -> Self {
+        Self {
+            slots: Vec::new(),
+            free: NONE,
+            len: 0,
+            fresh_generation: 0,
+            high: 0,
+        }
+    }
+
+    /// An empty slab with room for `capacity` values before it reallocates.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            slots: Vec::with_capacity(capacity),
+            ..Self::new()
+        }
+    }
+
+    /// How many values the slab holds.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the slab holds no values.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// How many slots the slab can hold without reallocating.
+    pub fn capacity(&self) -> usize {
+        self.slots.capacity()
+    }
+
+    /// Inserts `value` and returns its key. Panics if the slab is full
+    /// (`u32::MAX - 1` slots) and aborts if memory runs out; see
+    /// [`Slab::try_insert`].
+    #[inline]
+    pub fn insert(&mut self, value: T) -> Key {
+        match self.try_insert(value) {
+            Ok(k) => k,
+            Err(e) => insert_failed(&e),
+        }
+    }
+
+    /// Inserts `value` and returns its key, or hands `value` back in an
+    /// error if the slab is full or cannot grow.
+    #[inline]
+    pub fn try_insert(&mut self, value: T) -> Result<Key, SlabError<T>> {
+        if self.free != NONE {
+            let index = self.free;
+            let slot = &mut self.slots[index as usize];
+            let Slot::Vacant { generation, next } = *slot else {
+                unreachable!("the free list holds only vacant slots")
+            };
+            *slot = Slot::Occupied { generation, value };
+            self.free = next;
+            self.len += 1;
+            self.high = self.high.max(u64::from(generation) + 1);
+            return Ok(Key { index, generation });
+        }
+        if self.slots.len() == self.slots.capacity() {
+            if self.slots.len() >= MAX_SLOTS {
+                return Err(SlabError::Full(value));
+            }
+            if self.slots.try_reserve(1).is_err() {
+                return Err(SlabError::OutOfMemory(value));
+            }
+        }
+        let key = Key {
+            index: self.slots.len() as u32,
+            generation: self.fresh_generation,
+        };
+        self.slots.push(Slot::Occupied {
+            generation: key.generation,
+            value,
+        });
+        self.len += 1;
+        Ok(key)
+    }
+
+    /// The key the next [`insert`](Slab::insert) will return, so a value
+    /// can hold its own key.
+    ///
+    /// ```
+    /// use arenapool_alloc::Slab;
+    ///
+    /// let mut slab = Slab::new();
+    /// let k = slab.next_key();
+    /// assert_eq!(slab.insert(k), k);
+    /// ```
+    pub fn next_key(&self) -> Key {
+        match self.slots.get(self.free as usize) {
+            Some(Slot::Vacant { generation, .. }) => Key {
+                index: self.free,
+                generation: *generation,
+            },
+            _ => Key {
+                index: self.slots.len() as u32,
+                generation: self.fresh_generation,
+            },
+        }
+    }
+
+    /// The value `key` was issued for, or `None` if it was removed.
+    #[inline]
+    pub fn get(&self, key: Key) -> Option<&T> {
+        match self.slots.get(key.index as usize) {
+            Some(Slot::Occupied { generation, value }) if *generation == key.generation => {
+                Some(value)
+            }
+            _ => None,
+        }
+    }
+
+    /// Mutable access to the value `key` was issued for.
+    #[inline]
+    pub fn get_mut(&mut self, key: Key) -> Option<&mut T> {
+        match self.slots.get_mut(key.index as usize) {
+            Some(Slot::Occupied { generation, value }) if *generation == key.generation => {
+                Some(value)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether `key` still names a value.
+    pub fn contains(&self, key: Key) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Removes and returns the value `key` was issued for; `None` (and
+    /// nothing changes) if it was already removed.
+    #[inline]
+    pub fn remove(&mut self, key: Key) -> Option<T> {
+        let index = key.index as usize;
+        match self.slots.get(index) {
+            Some(Slot::Occupied { generation, .. }) if *generation == key.generation => {}
+            _ => return None,
+        }
+        Some(self.vacate(index, key.generation))
+    }
+
+    /// Empties the occupied slot `index` (of generation `generation`) and
+    /// links it into the free list, or retires it if its generation is
+    /// exhausted.
+    #[inline]
+    fn vacate(&mut self, index: usize, generation: u32) -> T {
+        let (generation, next) = match generation.checked_add(1) {
+            Some(g) => (g, self.free),
+            None => (generation, RETIRED),
+        };
+        let old = mem::replace(&mut self.slots[index], Slot::Vacant { generation, next });
+        if next != RETIRED {
+            self.free = index as u32;
+        }
+        self.len -= 1;
+        match old {
+            Slot::Occupied { value, .. } => value,
+            Slot::Vacant { .. } => unreachable!("vacate is called on occupied slots"),
+        }
+    }
+
+    /// Keeps the values for which `keep(key, &mut value)` is true and
+    /// removes the others (their keys go stale).
+    ///
+    /// ```
+    /// use arenapool_alloc::Slab;
+    ///
+    /// let mut slab: Slab<u32> = (0..10).collect();
+    /// slab.retain(|_, v| *v % 3 == 0);
+    /// assert_eq!(slab.iter().map(|(_, v)| *v).collect::<Vec<_>>(), [0, 3, 6, 9]);
+    /// ```
+    pub fn retain(&mut self, mut keep: impl FnMut(Key, &mut T) -> bool) {
+        for index in 0..self.slots.len() {
+            if let Slot::Occupied { generation, value } = &mut self.slots[index] {
+                let generation = *generation;
+                let key = Key {
+                    index: index as u32,
+                    generation,
+                };
+                if !keep(key, value) {
+                    drop(self.vacate(index, generation));
+                }
+            }
+        }
+    }
+
+    /// Removes every value, returning them in index order; the capacity is
+    /// kept and every key goes stale. Values not iterated are dropped when
+    /// the iterator is.
+    ///
+    /// ```
+    /// use arenapool_alloc::Slab;
+    ///
+    /// let mut slab = Slab::new();
+    /// let k = slab.insert(1);
+    /// slab.insert(2);
+    /// assert_eq!(slab.drain().collect::<Vec<_>>(), [1, 2]);
+    /// assert!(slab.is_empty() && slab.get(k).is_none());
+    /// assert_eq!(slab.insert(3).index(), 0);
+    /// ```
+    pub fn drain(&mut self) -> Drain<'_, T> {
+        // Unlink everything first: if the `Drain` is leaked, the slab is
+        // left with unlinked slots (wasted, never unsound).
+        self.free = NONE;
+        let remaining = mem::take(&mut self.len);
+        Drain {
+            slab: self,
+            next: 0,
+            remaining,
+        }
+    }
+
+    /// Removes (and drops) every value, keeping the capacity; every key
+    /// goes stale.
+    ///
+    /// The slots themselves are dropped (like `Vec::clear`), and slots made
+    /// afterwards start above the highest generation ever issued, so
+    /// clearing a slab of values without destructors is O(1).
+    pub fn clear(&mut self) {
+        let fresh = if self.slots.is_empty() {
+            u64::from(self.fresh_generation)
+        } else {
+            u64::from(self.fresh_generation) + 1
+        };
+        match u32::try_from(self.high.max(fresh)) {
+            Ok(high) => {
+                self.free = NONE;
+                self.len = 0;
+                self.fresh_generation = high;
+                self.slots.clear();
+            }
+            // A key was issued with the last generation: keep the slots
+            // (and their retirement) by draining instead.
+            Err(_) => drop(self.drain()),
+        }
+    }
+
+    /// Drops the trailing free slots and gives back unused capacity.
+    /// Generations are remembered, so keys of dropped slots stay stale.
+    ///
+    /// ```
+    /// use arenapool_alloc::Slab;
+    ///
+    /// let mut slab = Slab::with_capacity(100);
+    /// let a = slab.insert('a');
+    /// let b = slab.insert('b');
+    /// slab.remove(b);
+    /// slab.shrink_to_fit();
+    /// assert!(slab.capacity() < 100);
+    /// let c = slab.insert('c'); // same index as b, newer generation
+    /// assert_eq!((c.index(), slab.get(b), slab.get(a)), (b.index(), None, Some(&'a')));
+    /// ```
+    pub fn shrink_to_fit(&mut self) {
+        while let Some(Slot::Vacant { generation, .. }) = self.slots.last() {
+            self.fresh_generation = self.fresh_generation.max(*generation);
+            self.slots.pop();
+        }
+        self.relink();
+        self.slots.shrink_to_fit();
+    }
+
+    /// Rebuilds the free list from the vacant, unretired slots, lowest
+    /// index first.
+    fn relink(&mut self) {
+        self.free = NONE;
+        for index in (0..self.slots.len()).rev() {
+            if let Slot::Vacant { next, .. } = &mut self.slots[index]
+                && *next != RETIRED
+            {
+                *next = self.free;
+                self.free = index as u32;
+            }
+        }
+    }
+
+    /// Iterates over `(key, &value)` in index order.
+    pub fn iter(&self) -> Iter<'_, T> {
+        Iter {
+            slots: self.slots.iter().enumerate(),
+            remaining: self.len,
+        }
+    }
+
+    /// Iterates over `(key, &mut value)` in index order.
+    pub fn iter_mut(&mut self) -> IterMut<'_, T> {
+        IterMut {
+            slots: self.slots.iter_mut().enumerate(),
+            remaining: self.len,
+        }
+    }
+}
+
+/// Iterator over `(Key, &T)`; see [`Slab::iter`].
+#[derive(Debug)]
+pub struct Iter<'a, T> {
+    slots: Enumerate<std::slice::Iter<'a, Slot<T>>>,
+    remaining: usize,
+}
+
+impl<'a, T> Iterator for Iter<'a, T> {
+    type Item = (Key, &'a T);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        for (index, slot) in self.slots.by_ref() {
+            if let Slot::Occupied { generation, value } = slot {
+                self.remaining -= 1;
+                let key = Key {
+                    index: index as u32,
+                    generation: *generation,
+                };
+                return Some((key, value));
+            }
+        }
+        None
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+impl<T> ExactSizeIterator for Iter<'_, T> {}
+impl<T> FusedIterator for Iter<'_, T> {}
+
+/// Iterator over `(Key, &mut T)`; see [`Slab::iter_mut`].
+#[derive(Debug)]
+pub struct IterMut<'a, T> {
+    slots: Enumerate<std::slice::IterMut<'a, Slot<T>>>,
+    remaining: usize,
+}
+
+impl<'a, T> Iterator for IterMut<'a, T> {
+    type Item = (Key, &'a mut T);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        for (index, slot) in self.slots.by_ref() {
+            if let Slot::Occupied { generation, value } = slot {
+                self.remaining -= 1;
+                let key = Key {
+                    index: index as u32,
+                    generation: *generation,
+                };
+                return Some((key, value));
+            }
+        }
+        None
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+impl<T> ExactSizeIterator for IterMut<'_, T> {}
+impl<T> FusedIterator for IterMut<'_, T> {}
+
+/// The values of a slab, removed in index order; see [`Slab::drain`].
+pub struct Drain<'a, T> {
+    slab: &'a mut Slab<T>,
+    next: usize,
+    remaining: usize,
+}
+
+impl<T> fmt::Debug for Drain<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Drain")
+            .field("remaining", &self.remaining)
+            .finish()
+    }
+}
+
+impl<T> Iterator for Drain<'_, T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        while self.next < self.slab.slots.len() {
+            let index = self.next;
+            self.next += 1;
+            if let Slot::Occupied { generation, .. } = self.slab.slots[index] {
+                self.remaining -= 1;
+                // `vacate` links the slot and counts it out of `len`; the
+                // list is rebuilt when the drain ends.
+                self.slab.len += 1;
+                return Some(self.slab.vacate(index, generation));
+            }
+        }
+        None
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+impl<T> ExactSizeIterator for Drain<'_, T> {}
+impl<T> FusedIterator for Drain<'_, T> {}
+
+impl<T> Drop for Drain<'_, T> {
+    fn drop(&mut self) {
+        self.by_ref().for_each(drop);
+        self.slab.relink();
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Slab<T> {
+    type Item = (Key, &'a T);
+    type IntoIter = Iter<'a, T>;
+
+    fn into_iter(self) -> Iter<'a, T> {
+        self.iter()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a mut Slab<T> {
+    type Item = (Key, &'a mut T);
+    type IntoIter = IterMut<'a, T>;
+
+    fn into_iter(self) -> IterMut<'a, T> {
+        self.iter_mut()
+    }
+}
+
+impl<T> FromIterator<T> for Slab<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        let mut slab = Slab::new();
+        slab.extend(iter);
+        slab
+    }
+}
+
+impl<T> Extend<T> for Slab<T> {
+    fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
+        for v in iter {
+            self.insert(v);
+        }
+    }
+}
+
+impl<T> fmt::Debug for Slot<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Slot::Occupied { generation, .. } => write!(f, "Occupied(v{generation})"),
+            Slot::Vacant { generation, next } => write!(f, "Vacant(v{generation}, next {next})"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_keys_find_nothing_after_reuse() {
+        let mut s = Slab::new();
+        let a = s.insert(1);
+        assert_eq!(s.remove(a), Some(1));
+        assert_eq!(s.remove(a), None);
+        let b = s.insert(2);
+        assert_eq!((b.index(), b.generation()), (a.index(), a.generation() + 1));
+        assert_eq!(s.get(a), None);
+        assert_eq!(s.get_mut(a), None);
+        assert!(!s.contains(a));
+        assert_eq!(s.remove(a), None);
+        assert_eq!(s.get(b), Some(&2));
+    }
+
+    #[test]
+    fn exhausted_generation_retires_the_slot() {
+        let mut s = Slab::new();
+        let k = s.insert('x');
+        // Fast-forward the slot to its last generation.
+        s.slots[0] = Slot::Occupied {
+            generation: u32::MAX,
+            value: 'y',
+        };
+        s.high = u64::from(u32::MAX) + 1;
+        let last = Key {
+            index: k.index(),
+            generation: u32::MAX,
+        };
+        assert_eq!(s.remove(last), Some('y'));
+        let fresh = s.insert('z');
+        assert_ne!(fresh.index(), 0, "a retired slot is not reused");
+        assert_eq!(s.get(last), None);
+        assert_eq!(s.get(k), None);
+        s.shrink_to_fit();
+        assert_eq!(s.len(), 1);
+        // `clear` cannot start fresh slots above the last generation, so it
+        // drains and the slot stays retired.
+        s.clear();
+        assert!(s.is_empty());
+        assert_ne!(s.insert('w').index(), 0);
+        s.retain(|_, _| false);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn shrink_remembers_generations() {
+        let mut s = Slab::new();
+        let keys: Vec<Key> = (0..4).map(|i| s.insert(i)).collect();
+        for &k in &keys[1..] {
+            s.remove(k);
+        }
+        s.shrink_to_fit();
+        assert_eq!(s.slots.len(), 1);
+        let again: Vec<Key> = (0..3).map(|i| s.insert(10 + i)).collect();
+        for (old, new) in keys[1..].iter().zip(&again) {
+            assert_eq!(old.index(), new.index());
+            assert!(new.generation() > old.generation());
+            assert_eq!(s.get(*old), None);
+        }
+    }
+
+    #[test]
+    fn drain_partially_consumed_drops_the_rest_and_relinks() {
+        let mut s: Slab<String> = (0..5).map(|i| i.to_string()).collect();
+        let k = s.next_key();
+        let mut d = s.drain();
+        assert_eq!(d.len(), 5);
+        assert_eq!(d.next().as_deref(), Some("0"));
+        drop(d);
+        assert!(s.is_empty());
+        assert_eq!(s.iter().count(), 0);
+        let idx: Vec<u32> = (0..6).map(|_| s.insert(String::new()).index()).collect();
+        assert_eq!(idx, [0, 1, 2, 3, 4, 5]);
+        assert_eq!(k.index(), 5);
+    }
+
+    #[test]
+    fn leaked_drain_is_safe() {
+        let mut s: Slab<u8> = (0..3).collect();
+        mem::forget(s.drain());
+        let k = s.insert(9);
+        assert_eq!(s.get(k), Some(&9));
+    }
+
+    #[test]
+    fn iterators_and_debug() {
+        let mut s: Slab<i32> = Slab::default();
+        s.extend([1, 2, 3]);
+        let k = s.iter().nth(1).unwrap().0;
+        s.remove(k);
+        for (_, v) in &mut s {
+            *v *= 10;
+        }
+        let seen: Vec<i32> = (&s).into_iter().map(|(_, v)| *v).collect();
+        assert_eq!(seen, [10, 30]);
+        assert_eq!(s.iter().len(), 2);
+        assert_eq!(format!("{k:?}"), "Key(1v0)");
+        assert_eq!(format!("{s:?}"), "{Key(0v0): 10, Key(2v0): 30}");
+        assert_eq!(Key::from_bits(k.to_bits()), k);
+        let c = s.clone();
+        assert_eq!(c.len(), 2);
+        s.clear();
+        assert!(s.is_empty() && s.capacity() >= 3);
+        assert_eq!(SlabError::Full(5).into_inner(), 5);
+    }
+}
