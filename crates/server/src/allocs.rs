@@ -13,25 +13,24 @@
 
 use serde::{Deserialize, Serialize};
 
+use arenapool_alloc::AllocStats;
+
 /// A thread's allocation counters at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Sample {
-    allocations: u64,
-    deallocations: u64,
-    reallocations: u64,
-    bytes_allocated: u64,
-}
+pub(crate) struct Sample(AllocStats);
 
 impl Sample {
-    /// The calling thread's counters now.
+    /// The calling thread's counters now (reading them never allocates).
+    #[inline]
     pub(crate) fn now() -> Sample {
-        Sample::default()
+        Sample(arenapool_alloc::thread_stats())
     }
 }
 
-/// Whether a counting global allocator is installed in this process.
+/// Whether `arenapool_alloc::Counting` is this process's global allocator
+/// (and has counted something), so "0 allocations" means none happened.
 pub fn counting_installed() -> bool {
-    false
+    arenapool_alloc::is_counting()
 }
 
 /// Heap activity of the server's workers over their steady state.
@@ -55,13 +54,14 @@ pub struct AllocWindow {
 impl AllocWindow {
     /// The window between two samples of one thread, over `packets`.
     pub(crate) fn between(start: Sample, end: Sample, packets: u64) -> AllocWindow {
+        let d = end.0.since(&start.0);
         AllocWindow {
             counted: counting_installed(),
             packets,
-            allocations: end.allocations.wrapping_sub(start.allocations),
-            deallocations: end.deallocations.wrapping_sub(start.deallocations),
-            reallocations: end.reallocations.wrapping_sub(start.reallocations),
-            bytes_allocated: end.bytes_allocated.wrapping_sub(start.bytes_allocated),
+            allocations: d.allocations,
+            deallocations: d.deallocations,
+            reallocations: d.reallocations,
+            bytes_allocated: d.bytes_allocated,
         }
     }
 

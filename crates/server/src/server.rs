@@ -17,7 +17,8 @@
 //!
 //! Wait until the socket is readable; take up to `batch` datagrams off it,
 //! each straight into a buffer of its own (pool or fresh `Vec`, see
-//! [`Mode`]); then, for each, check it, compute the checksum, turn it into
+//! [`Mode`]; the buffer that found the socket empty is kept for the next
+//! datagram, so buffers are taken per datagram); then, for each, check it, compute the checksum, turn it into
 //! a reply in place and send the same bytes back. A datagram that arrives
 //! when the pool is empty is read into a 64-byte scratch array, discarded
 //! and counted ([`DropReason::PoolExhausted`]); a malformed one is counted
@@ -418,6 +419,7 @@ struct Run<'a> {
 impl Run<'_> {
     async fn serve<S: BufSource>(&self, source: &S) -> AllocWindow {
         let mut batch: Vec<(S::Buf<'_>, usize, SocketAddr)> = Vec::with_capacity(self.batch);
+        let mut spare: Option<S::Buf<'_>> = None;
         let mut scratch = [0u8; 64];
         let mut handled: u64 = 0;
         let mut window: Option<(Sample, u64)> = (self.warmup == 0).then(|| (Sample::now(), 0));
@@ -438,7 +440,7 @@ impl Run<'_> {
             // Take up to `batch` datagrams off the socket, each into a
             // buffer of its own.
             for _ in 0..self.batch {
-                let Some(mut buf) = source.take() else {
+                let Some(mut buf) = spare.take().or_else(|| source.take()) else {
                     match self.socket.try_recv_from(&mut scratch) {
                         Ok(_) => {
                             self.counters.dropped(DropReason::PoolExhausted);
@@ -454,7 +456,12 @@ impl Run<'_> {
                 };
                 match self.socket.try_recv_from(buf.as_full_mut()) {
                     Ok((n, peer)) => batch.push((buf, n, peer)),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        // Keep it for the next datagram: a buffer is taken
+                        // per datagram, not per look at an empty socket.
+                        spare = Some(buf);
+                        break;
+                    }
                     Err(_) => {
                         self.counters.recv_error();
                         break;
