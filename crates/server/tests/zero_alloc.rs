@@ -58,7 +58,7 @@ fn pool_mode_allocates_nothing_per_packet_and_vec_mode_once() {
     assert!(v.counted && v.packets >= 10_000, "{v:?}");
     // One `vec![0; 2048]` per datagram, freed after the reply; give or
     // take the one spare buffer each of the two workers keeps between
-    // datagrams (taken before the window opened, or still held at its end).
+    // batches (taken before the window opened, or still held at its end).
     assert!(v.allocations.abs_diff(v.packets) <= 2, "{v:?}");
     assert!(v.deallocations.abs_diff(v.packets) <= 2, "{v:?}");
     assert_eq!(v.bytes_allocated, v.allocations * 2048, "{v:?}");
