@@ -387,6 +387,7 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 8 } else { 256 }))]
         #[test]
         fn payload_pattern_checks(seq in any::<u64>(), len in 0usize..3000, flip in any::<usize>()) {
             let mut p = vec![0u8; len];
