@@ -1,20 +1,36 @@
 //! `arenapool`: the project's command line.
 //!
 //! `arenapool` (or `arenapool demo`) prints the seed article's comparison,
-//! reproduced honestly: a pooled 4096-byte buffer against
+//! reproduced honestly (a pooled 4096-byte buffer against
 //! `Vec::with_capacity(4096)`, in the tight loop the article measured and in
-//! the shape that changes the verdict for malloc (64 buffers held at once).
+//! the shapes that change the verdict: 64 held, two threads, cross-thread
+//! release), then runs the packet-server case study in pool mode and Vec
+//! mode and writes `arenapool-report/`.
 //!
-//! `arenapool bench` runs the shoot-out against allocators and pool crates;
-//! the work lives in the `arenapool-bench` library.
+//! `arenapool serve` and `arenapool load` are the case study's two pieces,
+//! separately. `arenapool bench` runs the shoot-out against allocators and
+//! pool crates; the work lives in the `arenapool-bench` library.
+//!
+//! The global allocator is `arenapool_alloc::Counting` over the system
+//! allocator, so the server can count its allocations per packet.
 
-use std::collections::VecDeque;
-use std::hint::black_box;
+mod demo;
+mod net;
+mod seed;
+
+use std::alloc::System;
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::Duration;
 
-use arenapool::Pool;
-use clap::{Parser, Subcommand};
+use arenapool_alloc::Counting;
+use arenapool_server::load::LoadConfig;
+use arenapool_server::{Mode, ServerConfig};
+use clap::error::ErrorKind;
+use clap::{Args, Parser, Subcommand};
+
+#[global_allocator]
+static ALLOC: Counting<System> = Counting::new(System);
 
 #[derive(Parser, Debug)]
 #[command(version, about = "A fast, sound buffer pool: demo and measurements")]
@@ -25,11 +41,52 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Print acquire/release timings of the pool against Vec (the default).
-    Demo {
-        /// Fewer repetitions: a smoke test that finishes in about a second.
-        #[arg(long)]
-        quick: bool,
+    /// The seed's table and the packet-server case study, pool vs Vec
+    /// (the default); writes arenapool-report/.
+    Demo(DemoArgs),
+    /// Run the packet server until Ctrl-C.
+    Serve {
+        /// Where buffers come from: pool or vec.
+        #[arg(long, default_value = "pool")]
+        mode: Mode,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:7070")]
+        bind: SocketAddr,
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Stop after this many seconds.
+        #[arg(long, value_name = "SECS")]
+        duration: Option<f64>,
+    },
+    /// Send requests to a server, check every reply, print throughput and RTT.
+    Load {
+        /// The server's address.
+        #[arg(long, default_value = "127.0.0.1:7070")]
+        target: SocketAddr,
+        /// Requests to send.
+        #[arg(long, default_value_t = 100_000)]
+        count: u64,
+        /// Most requests in flight at once.
+        #[arg(long, default_value_t = 64, value_parser = at_least_one)]
+        window: usize,
+        /// Payload bytes per request.
+        #[arg(long, default_value_t = 1024)]
+        size: usize,
+        /// Requests per second (default: as fast as the window allows).
+        #[arg(long, value_parser = at_least_one_u64)]
+        rate: Option<u64>,
+        /// Stop after this many seconds even if requests remain.
+        #[arg(long, default_value_t = 60.0, value_name = "SECS")]
+        duration: f64,
+        /// Client sockets (the kernel spreads them over the server's workers).
+        #[arg(long, default_value_t = 4, value_parser = at_least_one)]
+        sockets: usize,
+        /// Threads driving the sockets.
+        #[arg(long, default_value_t = 1, value_parser = at_least_one)]
+        threads: usize,
+        /// Milliseconds before an unanswered request counts as lost.
+        #[arg(long, default_value_t = 1000, value_name = "MS")]
+        timeout_ms: u64,
     },
     /// The shoot-out: allocators and pool crates against arenapool, in four
     /// scenarios, with peak memory; prints a table.
@@ -48,6 +105,12 @@ enum Command {
         #[arg(long, value_name = "SUBSTRING")]
         only: Vec<String>,
     },
+    /// Internal: one mode of the demo's case study, in its own process.
+    #[command(name = demo::CHILD_COMMAND, hide = true)]
+    DemoCase {
+        /// The case, as JSON.
+        config: String,
+    },
     /// Internal: one candidate's peak-RSS run, started by `bench`.
     #[command(name = arenapool_bench::rss::CHILD_COMMAND, hide = true)]
     BenchRssChild {
@@ -60,14 +123,159 @@ enum Command {
     },
 }
 
-const SIZE: usize = 4096;
-const TOUCH: [u8; 64] = [0xA5; 64];
-const WINDOW: usize = 64;
+/// Settings the server takes, shared by `demo` and `serve`.
+#[derive(Args, Debug, Clone)]
+struct ServerArgs {
+    /// Worker threads (each with its own socket).
+    #[arg(long, default_value_t = 2, value_parser = at_least_one)]
+    workers: usize,
+    /// Bytes per receive buffer; the largest datagram is one byte less.
+    #[arg(long, default_value_t = 2048, value_name = "BYTES")]
+    buffer_size: usize,
+    /// Buffers in the pool (pool mode).
+    #[arg(long, default_value_t = 1024, value_parser = at_least_one)]
+    capacity: usize,
+    /// Datagrams a worker takes off its socket at a time.
+    #[arg(long, default_value_t = 32, value_parser = at_least_one)]
+    batch: usize,
+}
+
+impl ServerArgs {
+    fn apply(&self, base: ServerConfig) -> ServerConfig {
+        ServerConfig {
+            workers: self.workers,
+            buffer_size: self.buffer_size,
+            capacity: self.capacity,
+            batch: self.batch,
+            ..base
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone, Default)]
+struct DemoArgs {
+    /// Small sizes: a smoke test of both parts that finishes in seconds.
+    #[arg(long)]
+    quick: bool,
+    /// Where to write the report.
+    #[arg(long, value_name = "DIR", default_value = "arenapool-report")]
+    out: PathBuf,
+    /// Server worker threads.
+    #[arg(long, value_parser = at_least_one)]
+    workers: Option<usize>,
+    /// Bytes per receive buffer.
+    #[arg(long, value_name = "BYTES")]
+    buffer_size: Option<usize>,
+    /// Buffers in the pool.
+    #[arg(long, value_parser = at_least_one)]
+    capacity: Option<usize>,
+    /// Payload bytes per request.
+    #[arg(long, value_name = "BYTES")]
+    size: Option<usize>,
+    /// Requests per mode.
+    #[arg(long, value_parser = at_least_one_u64)]
+    count: Option<u64>,
+    /// Requests in flight at once.
+    #[arg(long, value_parser = at_least_one)]
+    window: Option<usize>,
+}
+
+/// Exit code for bad flags and settings.
+const USAGE: i32 = 2;
+
+fn fail(code: i32, msg: impl std::fmt::Display) -> ! {
+    eprintln!("arenapool: {msg}");
+    std::process::exit(code)
+}
+
+fn parse() -> Cli {
+    match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => match e.kind() {
+            ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+            _ => {
+                let text = e.render().to_string();
+                let line = text.lines().next().unwrap_or("bad arguments");
+                fail(USAGE, line.strip_prefix("error: ").unwrap_or(line))
+            }
+        },
+    }
+}
+
+fn seconds(s: f64) -> Duration {
+    if s.is_finite() && s > 0.0 {
+        Duration::from_secs_f64(s.min(1e9))
+    } else {
+        fail(
+            USAGE,
+            format!("a duration must be a positive number of seconds, not {s}"),
+        )
+    }
+}
 
 fn main() {
-    let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Demo { quick: false }) {
-        Command::Demo { quick } => demo(quick),
+    let cli = parse();
+    match cli.command.unwrap_or(Command::Demo(DemoArgs {
+        out: PathBuf::from("arenapool-report"),
+        ..DemoArgs::default()
+    })) {
+        Command::Demo(args) => demo(&args),
+        Command::Serve {
+            mode,
+            bind,
+            server,
+            duration,
+        } => {
+            let config = server.apply(ServerConfig {
+                mode,
+                bind,
+                ..ServerConfig::default()
+            });
+            if let Err(e) = config.validate() {
+                fail(USAGE, e);
+            }
+            if let Err(e) = net::serve(config, duration.map(seconds)) {
+                fail(1, e);
+            }
+        }
+        Command::Load {
+            target,
+            count,
+            window,
+            size,
+            rate,
+            duration,
+            sockets,
+            threads,
+            timeout_ms,
+        } => {
+            let config = LoadConfig {
+                target,
+                count,
+                window,
+                payload: size,
+                rate,
+                duration: seconds(duration),
+                sockets,
+                threads,
+                timeout: Duration::from_millis(timeout_ms.max(1)),
+            };
+            if let Err(e) = config.validate() {
+                fail(USAGE, e);
+            }
+            match net::load(config) {
+                Ok(true) => {}
+                Ok(false) => std::process::exit(1),
+                Err(e) => fail(1, e),
+            }
+        }
+        Command::DemoCase { config } => {
+            if let Err(e) = demo::child_main(&config) {
+                fail(1, e);
+            }
+        }
         Command::Bench {
             quick,
             threads,
@@ -102,6 +310,57 @@ fn at_least_one(arg: &str) -> Result<usize, String> {
     }
 }
 
+fn at_least_one_u64(arg: &str) -> Result<u64, String> {
+    match arg.parse::<u64>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn demo(args: &DemoArgs) {
+    let mut opts = demo::DemoOptions::new(args.quick);
+    opts.out.clone_from(&args.out);
+    if let Some(w) = args.workers {
+        opts.server.workers = w;
+    }
+    if let Some(b) = args.buffer_size {
+        opts.server.buffer_size = b;
+    }
+    if let Some(c) = args.capacity {
+        opts.server.capacity = c;
+    }
+    if let Some(s) = args.size {
+        opts.load.payload = s;
+    }
+    if let Some(c) = args.count {
+        opts.load.count = c;
+    }
+    if let Some(w) = args.window {
+        opts.load.window = w;
+    }
+    if let Err(e) = opts.server.validate() {
+        fail(USAGE, e);
+    }
+    if let Err(e) = opts.load.validate() {
+        fail(USAGE, e);
+    }
+    if opts.load.payload > opts.server.max_payload() {
+        fail(
+            USAGE,
+            format!(
+                "--size {} does not fit a {}-byte buffer (at most {} payload bytes)",
+                opts.load.payload,
+                opts.server.buffer_size,
+                opts.server.max_payload()
+            ),
+        );
+    }
+    if let Err(e) = demo::run(&opts) {
+        fail(1, e);
+    }
+}
+
 fn bench(quick: bool, threads: Option<usize>, json: Option<PathBuf>, only: Vec<String>) {
     let opts = arenapool_bench::Options {
         quick,
@@ -120,114 +379,4 @@ fn bench(quick: bool, threads: Option<usize>, json: Option<PathBuf>, only: Vec<S
             }
         }
     }
-}
-
-/// Median nanoseconds per call of `op`, over `reps` timed batches.
-fn median_ns(reps: usize, batch: usize, mut op: impl FnMut()) -> f64 {
-    for _ in 0..batch {
-        op(); // warm-up
-    }
-    let mut samples: Vec<f64> = (0..reps)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..batch {
-                op();
-            }
-            t.elapsed().as_nanos() as f64 / batch as f64
-        })
-        .collect();
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
-}
-
-fn demo(quick: bool) {
-    let (reps, batch) = if quick { (5, 20_000) } else { (41, 200_000) };
-    let pool = match Pool::builder()
-        .buffer_size(SIZE)
-        .capacity(WINDOW + 1)
-        .build()
-    {
-        Ok(pool) => pool,
-        Err(e) => {
-            eprintln!("arenapool: cannot build the pool: {e}");
-            std::process::exit(1);
-        }
-    };
-
-    println!("arenapool demo: get a {SIZE}-byte buffer, write 64 bytes, give it back");
-    println!("median of {reps} batches of {batch}, one thread, system allocator for Vec\n");
-
-    let round_trip = [
-        (
-            "Vec::with_capacity(4096)",
-            median_ns(reps, batch, || {
-                let mut v = Vec::<u8>::with_capacity(black_box(SIZE));
-                v.extend_from_slice(black_box(&TOUCH));
-                black_box(&mut v);
-            }),
-        ),
-        (
-            "vec![0u8; 4096]",
-            median_ns(reps, batch, || {
-                let mut v = vec![0u8; black_box(SIZE)];
-                v[..64].copy_from_slice(black_box(&TOUCH));
-                black_box(&mut v);
-            }),
-        ),
-        (
-            "pool.try_acquire() + drop",
-            median_ns(reps, batch, || {
-                if let Some(mut buf) = pool.try_acquire() {
-                    let _ = buf.extend_from_slice(black_box(&TOUCH));
-                    black_box(&mut buf);
-                }
-            }),
-        ),
-    ];
-
-    let mut held_vecs = VecDeque::with_capacity(WINDOW + 1);
-    let vec_window = median_ns(reps, batch, || {
-        let mut v = Vec::<u8>::with_capacity(black_box(SIZE));
-        v.extend_from_slice(black_box(&TOUCH));
-        held_vecs.push_back(v);
-        if held_vecs.len() > WINDOW {
-            held_vecs.pop_front();
-        }
-    });
-    drop(held_vecs);
-    let mut held_bufs = VecDeque::with_capacity(WINDOW + 1);
-    let pool_window = median_ns(reps, batch, || {
-        if let Some(mut buf) = pool.try_acquire() {
-            let _ = buf.extend_from_slice(black_box(&TOUCH));
-            held_bufs.push_back(buf);
-        }
-        if held_bufs.len() >= WINDOW {
-            held_bufs.pop_front();
-        }
-    });
-    drop(held_bufs);
-
-    let base = round_trip[0].1;
-    println!("{:<28} {:>10} {:>12}", "round trip", "ns/op", "vs Vec");
-    for (name, ns) in &round_trip {
-        println!("{name:<28} {ns:>10.1} {:>11.1}x", base / ns);
-    }
-    println!(
-        "\n{:<28} {:>10} {:>12}",
-        "64 held, oldest released", "ns/op", "vs Vec"
-    );
-    println!(
-        "{:<28} {vec_window:>10.1} {:>11.1}x",
-        "Vec::with_capacity(4096)", 1.0
-    );
-    println!(
-        "{:<28} {pool_window:>10.1} {:>11.1}x",
-        "pool.try_acquire() + drop",
-        vec_window / pool_window
-    );
-    let stats = pool.stats();
-    println!(
-        "\npool: {} buffers, high water {}, failed acquires {}",
-        stats.capacity, stats.high_water, stats.failed_acquires
-    );
 }

@@ -1,0 +1,270 @@
+//! The demo: part 1 (the seed's table, [`crate::seed`]) and part 2, the
+//! packet-server case study, pool mode against Vec mode under the same
+//! load, each in a fresh child process so that its peak RSS is its own.
+//! Writes `arenapool-report/`: report.md, report.json and two SVG charts.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use arenapool_server::case::{self, CaseConfig, CaseResult};
+use arenapool_server::load::{LoadConfig, Progress};
+use arenapool_server::report::CaseStudy;
+use arenapool_server::{Mode, ServerConfig};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::seed::{self, SeedTable};
+
+/// The hidden subcommand that runs one mode in a child process.
+pub(crate) const CHILD_COMMAND: &str = "demo-case";
+const PROGRESS: &str = "progress ";
+const RESULT: &str = "result ";
+
+/// What the demo runs.
+#[derive(Debug, Clone)]
+pub(crate) struct DemoOptions {
+    pub(crate) quick: bool,
+    pub(crate) out: PathBuf,
+    pub(crate) server: ServerConfig,
+    pub(crate) load: LoadConfig,
+}
+
+impl DemoOptions {
+    /// The defaults for a full or a quick run; flags override them.
+    pub(crate) fn new(quick: bool) -> Self {
+        let server = ServerConfig {
+            workers: 2,
+            warmup: if quick { 300 } else { 2000 },
+            ..ServerConfig::default()
+        };
+        let load = LoadConfig {
+            count: if quick { 5_000 } else { 200_000 },
+            window: 64,
+            payload: 1024,
+            sockets: 8,
+            threads: 1,
+            duration: Duration::from_secs(if quick { 5 } else { 20 }),
+            ..LoadConfig::default()
+        };
+        Self {
+            quick,
+            out: PathBuf::from("arenapool-report"),
+            server,
+            load,
+        }
+    }
+}
+
+pub(crate) fn run(opts: &DemoOptions) -> Result<(), String> {
+    let started = Instant::now();
+    let bar = ProgressBar::new(seed::STEPS + 2 * opts.load.count);
+    if let Ok(style) =
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {percent:>3}% {wide_msg}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.enable_steady_tick(Duration::from_millis(200));
+
+    let table = seed::run(opts.quick, &bar)?;
+    let mut runs = Vec::new();
+    let mut in_process = false;
+    for mode in Mode::ALL {
+        bar.set_message(format!("part 2: {mode} mode, {} requests", opts.load.count));
+        let config = CaseConfig {
+            server: ServerConfig {
+                mode,
+                ..opts.server
+            },
+            load: opts.load,
+        };
+        let base = bar.position();
+        let result = match run_child(&config, &bar, base) {
+            Ok(r) => r,
+            Err(e) => {
+                // Still measure, but say that RSS is not per mode then.
+                bar.println(format!(
+                    "arenapool: child process failed ({e}); running in-process"
+                ));
+                in_process = true;
+                case::run(&config).map_err(|e| e.to_string())?
+            }
+        };
+        bar.set_position(base + opts.load.count);
+        runs.push(result);
+    }
+    bar.finish_and_clear();
+
+    let study = CaseStudy {
+        notes: notes(opts, in_process),
+        runs,
+    };
+    let wall = started.elapsed();
+    println!("{}", part1_text(&table));
+    println!("{}", part2_text(opts, &study));
+    let files = write_report(&opts.out, &table, &study, opts, wall)?;
+    println!(
+        "report: {}",
+        files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("demo took {:.1} s", wall.as_secs_f64());
+    Ok(())
+}
+
+fn part1_text(t: &SeedTable) -> String {
+    format!(
+        "Part 1: the seed's table, 4096-byte buffers; median of {} batches of ~{} ms\n\
+         (Vec columns call glibc malloc directly; Mops/s = million buffers per second)\n\n{}\n{}\n",
+        t.reps,
+        t.sample_ms,
+        t.text(),
+        seed::LEGEND
+    )
+}
+
+fn part2_text(opts: &DemoOptions, s: &CaseStudy) -> String {
+    format!(
+        "Part 2: UDP echo-with-checksum server on loopback, pool mode vs Vec mode\n\
+         {} requests of {} payload bytes, window {}, {} server workers, {} client sockets\n\n{}",
+        opts.load.count,
+        opts.load.payload,
+        opts.load.window,
+        opts.server.workers,
+        opts.load.sockets,
+        s.table()
+    )
+}
+
+fn notes(opts: &DemoOptions, in_process: bool) -> Vec<String> {
+    let m = arenapool_bench::Machine::detect();
+    let mut n = vec![
+        format!("machine: {} ({} CPUs, {})", m.cpu, m.cpus, m.os),
+        format!(
+            "server: {} workers (one thread + one socket each, SO_REUSEPORT on Linux), {}-byte buffers, pool of {} buffers, batches of {}",
+            opts.server.workers, opts.server.buffer_size, opts.server.capacity, opts.server.batch
+        ),
+        format!(
+            "allocs/packet: counted by arenapool-alloc's Counting allocator on the server's worker threads only, after each worker's first {} datagrams, until shutdown",
+            opts.server.warmup
+        ),
+        "the load generator runs in the same process (its own thread) and checks every reply: payload pattern and checksum".into(),
+    ];
+    n.push(if in_process {
+        "peak RSS: measured in this process after earlier parts ran; not a per-mode figure".into()
+    } else {
+        "peak RSS: VmHWM of a fresh process per mode, holding server + load generator + runtimes"
+            .into()
+    });
+    n
+}
+
+/// Runs `config` in a child process (`arenapool demo-case <json>`),
+/// following its progress on `bar` from `base`.
+fn run_child(config: &CaseConfig, bar: &ProgressBar, base: u64) -> Result<CaseResult, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let json = serde_json::to_string(config).map_err(|e| e.to_string())?;
+    let mut child = Command::new(&exe)
+        .arg(CHILD_COMMAND)
+        .arg(json)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", exe.display()))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut result = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.map_err(|e| e.to_string())?;
+        if let Some(n) = line.strip_prefix(PROGRESS) {
+            if let Ok(n) = n.trim().parse::<u64>() {
+                bar.set_position(base + n);
+            }
+        } else if let Some(r) = line.strip_prefix(RESULT) {
+            result = Some(serde_json::from_str::<CaseResult>(r).map_err(|e| e.to_string())?);
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    match result {
+        Some(r) if status.success() => Ok(r),
+        _ => Err(format!("child exited with {status}")),
+    }
+}
+
+/// The child's side: runs one case, prints progress lines and the result.
+pub(crate) fn child_main(json: &str) -> Result<(), String> {
+    let config: CaseConfig = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let progress = Arc::new(Progress::default());
+    let done = Arc::new(AtomicBool::new(false));
+    let reporter = {
+        let (progress, done) = (Arc::clone(&progress), Arc::clone(&done));
+        thread::spawn(move || {
+            while !done.load(Relaxed) {
+                println!("{PROGRESS}{}", progress.done());
+                thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    let result = case::run_with_progress(&config, &progress);
+    done.store(true, Relaxed);
+    let _ = reporter.join();
+    let result = result.map_err(|e| e.to_string())?;
+    let json = serde_json::to_string(&result).map_err(|e| e.to_string())?;
+    println!("{RESULT}{json}");
+    Ok(())
+}
+
+fn write_report(
+    dir: &Path,
+    table: &SeedTable,
+    study: &CaseStudy,
+    opts: &DemoOptions,
+    wall: Duration,
+) -> Result<Vec<PathBuf>, String> {
+    let err = |what: &Path| {
+        let what = what.display().to_string();
+        move |e: std::io::Error| format!("writing {what}: {e}")
+    };
+    std::fs::create_dir_all(dir).map_err(err(dir))?;
+    let md_path = dir.join("report.md");
+    let json_path = dir.join("report.json");
+    let charts = study.write_charts(dir).map_err(err(dir))?;
+    let md = format!(
+        "# arenapool demo{}\n\n\
+         ## 1. The seed's table, reproduced\n\n\
+         4096-byte buffers; median of {} batches of about {} ms. The Vec columns call glibc\n\
+         malloc directly. Lower is better for ns, higher for Mops/s.\n\n{}\n```text\n{}\n```\n\n\
+         ## 2. The packet server: pool mode vs Vec mode\n\n\
+         {} requests of {} payload bytes over loopback, window {}, {} server workers.\n\n{}\n\
+         ![latency CDF](latency-cdf.svg)\n\n![throughput](throughput.svg)\n\n\
+         Wall time of the demo: {:.1} s.\n",
+        if opts.quick { " (--quick)" } else { "" },
+        table.reps,
+        table.sample_ms,
+        table.markdown(),
+        seed::LEGEND,
+        opts.load.count,
+        opts.load.payload,
+        opts.load.window,
+        opts.server.workers,
+        study.markdown(),
+        wall.as_secs_f64()
+    );
+    std::fs::write(&md_path, md).map_err(err(&md_path))?;
+    let json = serde_json::json!({
+        "quick": opts.quick,
+        "wall_s": wall.as_secs_f64(),
+        "seed_table": table,
+        "case_study": study,
+    });
+    let text = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
+    std::fs::write(&json_path, text).map_err(err(&json_path))?;
+    let mut files = vec![md_path, json_path];
+    files.extend(charts);
+    Ok(files)
+}

@@ -1,0 +1,109 @@
+//! `arenapool serve` and `arenapool load`: the case study's two pieces,
+//! separately, to run against each other from two terminals.
+
+use std::time::{Duration, Instant};
+
+use arenapool_server::latency::micros;
+use arenapool_server::load::{self, LoadConfig};
+use arenapool_server::{DropReason, Server, ServerConfig, ServerStats};
+
+/// Runs a server until Ctrl-C (or `duration`), printing its counters
+/// every second and a summary at the end.
+pub(crate) fn serve(config: ServerConfig, duration: Option<Duration>) -> Result<(), String> {
+    let server = Server::start(config).map_err(|e| e.to_string())?;
+    println!(
+        "arenapool: serving on {} ({} mode, {} workers, {}-byte buffers{}); Ctrl-C stops",
+        server.local_addr(),
+        config.mode,
+        config.workers,
+        config.buffer_size,
+        match config.mode {
+            arenapool_server::Mode::Pool => format!(", pool of {}", config.capacity),
+            arenapool_server::Mode::Vec => String::new(),
+        }
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting a runtime: {e}"))?;
+    let started = Instant::now();
+    rt.block_on(async {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.tick().await;
+        let until = async {
+            match duration {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(until);
+        let mut last = ServerStats::default();
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                () = &mut until => break,
+                _ = tick.tick() => {
+                    let s = server.stats();
+                    if s != last {
+                        println!(
+                            "{:>6.1} s  replied {}  dropped {}  ({}/s)",
+                            started.elapsed().as_secs_f64(),
+                            s.replied,
+                            s.drops.total(),
+                            s.handled() - last.handled()
+                        );
+                        last = s;
+                    }
+                }
+            }
+        }
+    });
+    let report = server.shutdown();
+    println!("{}", stats_text(&report.stats));
+    if let Some(pool) = report.pool {
+        println!(
+            "pool: {} buffers, high water {}, failed acquires {}",
+            pool.capacity, pool.high_water, pool.failed_acquires
+        );
+    }
+    if let Some(a) = report.allocs.allocations_per_packet() {
+        println!(
+            "server threads: {} allocations over {} datagrams after warm-up ({a:.3} per packet)",
+            report.allocs.allocations, report.allocs.packets
+        );
+    }
+    Ok(())
+}
+
+fn stats_text(s: &ServerStats) -> String {
+    let mut out = format!("replied {}", s.replied);
+    for r in DropReason::ALL {
+        out += &format!(", {} {}", r.name(), s.drops.get(r));
+    }
+    out += &format!(
+        ", recv errors {}, send errors {}",
+        s.recv_errors, s.send_errors
+    );
+    out
+}
+
+/// Runs the load generator once and prints what it saw. Returns whether
+/// every request got a verified reply.
+pub(crate) fn load(config: LoadConfig) -> Result<bool, String> {
+    let r = load::run(&config).map_err(|e| e.to_string())?;
+    let l = &r.latency;
+    println!(
+        "target {}: sent {}, verified replies {}, lost {}, late {}, bad {}, send errors {}, recv errors {}",
+        config.target, r.sent, r.received, r.lost, r.late, r.bad, r.send_errors, r.recv_errors
+    );
+    println!(
+        "{:.0} packets/s over {:.2} s; RTT us: p50 {:.1}, p99 {:.1}, p99.9 {:.1}, max {:.1}",
+        r.throughput(),
+        r.elapsed_s,
+        micros(l.p50_ns),
+        micros(l.p99_ns),
+        micros(l.p999_ns),
+        micros(l.max_ns)
+    );
+    Ok(r.all_verified())
+}

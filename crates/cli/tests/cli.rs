@@ -1,0 +1,88 @@
+//! The `arenapool` executable, run as a user would: bad flags are one
+//! line and exit code 2; the quick demo runs both parts and writes the
+//! report; serve and load work against each other.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn arenapool(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_arenapool"))
+        .args(args)
+        .output()
+        .expect("run arenapool")
+}
+
+#[test]
+fn bad_flags_are_one_line_and_exit_2() {
+    for args in [
+        &["serve", "--workers", "x"][..],
+        &["serve", "--workers", "0"],
+        &["serve", "--mode", "heap"],
+        &["serve", "--buffer-size", "10"],
+        &["load", "--frobnicate"],
+        &["load", "--window", "0"],
+        &["load", "--size", "70000"],
+        &["demo", "--size", "5000"],
+        &["nonsense"],
+    ] {
+        let out = arenapool(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("arenapool: "), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn help_is_not_an_error() {
+    let out = arenapool(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for cmd in ["demo", "serve", "load", "bench"] {
+        assert!(text.contains(cmd), "{text}");
+    }
+}
+
+#[test]
+fn quick_demo_prints_both_parts_and_writes_the_report() {
+    let dir: PathBuf =
+        std::env::temp_dir().join(format!("arenapool-cli-test-{}", std::process::id()));
+    let out = arenapool(&[
+        "demo",
+        "--quick",
+        "--count",
+        "2000",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("Part 1"), "{text}");
+    assert!(text.contains("acquire on A, release on B"), "{text}");
+    assert!(text.contains("Part 2"), "{text}");
+    assert!(text.contains("server allocs/packet"), "{text}");
+    for f in [
+        "report.md",
+        "report.json",
+        "latency-cdf.svg",
+        "throughput.svg",
+    ] {
+        assert!(dir.join(f).is_file(), "{f} missing");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    let runs = json["case_study"]["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    for r in runs {
+        assert_eq!(r["load"]["received"], 2000, "{r}");
+    }
+    // The binary installs the counting allocator: pool mode counts 0.
+    assert_eq!(runs[0]["mode"], "pool");
+    assert_eq!(runs[0]["server"]["allocs"]["counted"], true);
+    assert_eq!(runs[0]["server"]["allocs"]["allocations"], 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}

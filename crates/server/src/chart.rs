@@ -1,0 +1,137 @@
+//! The case study's SVG charts: the round-trip CDF per mode and the
+//! throughput over time per mode.
+//!
+//! plotters draws them with its SVG backend and no font feature: text is
+//! left to the viewer, so nothing here needs a C library.
+
+use std::error::Error;
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use crate::buffers::Mode;
+use crate::case::CaseResult;
+use crate::load::TIMELINE_STEP;
+
+const FONT: &str = "sans-serif";
+
+fn colour(mode: Mode) -> RGBColor {
+    match mode {
+        Mode::Pool => RGBColor(46, 125, 50),
+        Mode::Vec => RGBColor(120, 144, 156),
+    }
+}
+
+/// Round-trip CDF: x = RTT in microseconds (log), y = fraction of replies.
+pub(crate) fn latency_cdf(runs: &[CaseResult], path: &Path) -> Result<(), Box<dyn Error>> {
+    let points = |r: &CaseResult| -> Vec<(f64, f64)> {
+        r.load
+            .latency
+            .cdf
+            .iter()
+            .map(|&(q, ns)| ((ns.max(1) as f64) / 1000.0, q))
+            .collect()
+    };
+    let all: Vec<f64> = runs.iter().flat_map(points).map(|(x, _)| x).collect();
+    let lo = all.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = all.iter().copied().fold(0.0, f64::max);
+    let (lo, hi) = if all.is_empty() {
+        (1.0, 1000.0)
+    } else {
+        (lo / 1.5, hi * 1.5)
+    };
+
+    let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Round-trip time CDF, pool vs Vec (loopback)", (FONT, 20))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(55)
+        .build_cartesian_2d((lo..hi).log_scale(), 0.0..1.0)?;
+    chart
+        .configure_mesh()
+        .x_desc("round-trip time (us, log scale)")
+        .y_desc("fraction of replies")
+        .draw()?;
+    for r in runs {
+        let c = colour(r.mode);
+        chart
+            .draw_series(LineSeries::new(points(r), c.stroke_width(2)))?
+            .label(format!(
+                "{} mode: p50 {:.0} us, p99 {:.0} us, p99.9 {:.0} us",
+                r.mode,
+                r.load.latency.p50_ns as f64 / 1000.0,
+                r.load.latency.p99_ns as f64 / 1000.0,
+                r.load.latency.p999_ns as f64 / 1000.0
+            ))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// Verified replies per second over time, per mode.
+pub(crate) fn throughput(runs: &[CaseResult], path: &Path) -> Result<(), Box<dyn Error>> {
+    let step = TIMELINE_STEP.as_secs_f64();
+    let points = |r: &CaseResult| -> Vec<(f64, f64)> {
+        r.load
+            .timeline
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| ((i as f64 + 1.0) * step, n as f64 / step))
+            .collect()
+    };
+    let x_hi = runs
+        .iter()
+        .map(|r| r.load.timeline.len() as f64 * step)
+        .fold(step, f64::max);
+    let y_hi = runs
+        .iter()
+        .flat_map(points)
+        .map(|(_, y)| y)
+        .fold(1.0, f64::max)
+        * 1.15;
+
+    let root = SVGBackend::new(path, (900, 520)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Throughput: verified replies per second (100 ms buckets)",
+            (FONT, 20),
+        )
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..x_hi, 0.0..y_hi)?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds since the load started")
+        .y_desc("packets/s")
+        .draw()?;
+    for r in runs {
+        let c = colour(r.mode);
+        chart
+            .draw_series(LineSeries::new(points(r), c.stroke_width(2)))?
+            .label(format!(
+                "{} mode: {:.0} packets/s overall",
+                r.mode,
+                r.load.throughput()
+            ))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}

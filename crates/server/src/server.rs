@@ -1,0 +1,512 @@
+//! The UDP echo-with-checksum server.
+//!
+//! # Threads and sockets
+//!
+//! Each worker is an OS thread running a single-threaded tokio runtime with
+//! its own socket. On Linux the sockets share one address through
+//! `SO_REUSEPORT`, and the kernel spreads datagrams over them by a hash of
+//! the sender's address and port, so a client needs several sockets (the
+//! load generator's `sockets`) to reach several workers. Elsewhere the
+//! workers share one socket (duplicated descriptors) and take turns.
+//!
+//! One thread per worker keeps every datagram's life on one thread: its
+//! allocations can be counted per thread ([`crate::allocs`]), and a load
+//! generator in the same process is not counted.
+//!
+//! # A worker's loop
+//!
+//! Wait until the socket is readable; take up to `batch` datagrams off it,
+//! each straight into a buffer of its own (pool or fresh `Vec`, see
+//! [`Mode`]; the buffer that found the socket empty is kept for the next
+//! datagram, so buffers are taken per datagram); then, for each, check it, compute the checksum, turn it into
+//! a reply in place and send the same bytes back. A datagram that arrives
+//! when the pool is empty is read into a 64-byte scratch array, discarded
+//! and counted ([`DropReason::PoolExhausted`]); a malformed one is counted
+//! by its reason. Nothing is allocated per datagram in pool mode.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread::{self, JoinHandle};
+
+use arenapool::Pool;
+use serde::{Deserialize, Serialize};
+use tokio::net::UdpSocket;
+use tokio::sync::Notify;
+
+use crate::allocs::{AllocWindow, Sample};
+use crate::buffers::{BufSource, FreshVecs, Mode, PacketBuf};
+use crate::config::{ConfigError, ServerConfig};
+use crate::stats::{Counters, DropReason, ServerStats};
+use crate::wire;
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A setting cannot work.
+    #[error("bad server settings: {0}")]
+    Config(#[from] ConfigError),
+    /// The pool could not be built.
+    #[error("cannot build the pool: {0}")]
+    Pool(#[from] arenapool::BuildError),
+    /// The pool given to [`Server::with_pool`] has buffers of another size.
+    #[error("the pool's buffers are {pool} bytes, the settings say {config}")]
+    PoolMismatch {
+        /// The pool's buffer size.
+        pool: usize,
+        /// `buffer_size` in the settings.
+        config: usize,
+    },
+    /// Binding, configuring a socket or starting a thread failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: io::Error,
+    },
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> ServerError {
+    move |source| ServerError::Io {
+        what: what.into(),
+        source,
+    }
+}
+
+/// The pool's counters, as reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolSummary {
+    /// Buffers in the pool.
+    pub capacity: usize,
+    /// Bytes per buffer.
+    pub buffer_size: usize,
+    /// Most buffers out of the shared free list at once (see
+    /// [`arenapool::Stats::high_water`]).
+    pub high_water: usize,
+    /// `try_acquire` calls that found no buffer.
+    pub failed_acquires: u64,
+}
+
+/// What a stopped server reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerReport {
+    /// The settings it ran with.
+    pub config: ServerConfig,
+    /// Totals over all workers.
+    pub stats: ServerStats,
+    /// Each worker's counters.
+    pub per_worker: Vec<ServerStats>,
+    /// Heap activity on the worker threads over the steady state.
+    pub allocs: AllocWindow,
+    /// The pool's counters (pool mode).
+    pub pool: Option<PoolSummary>,
+}
+
+struct Worker {
+    thread: JoinHandle<AllocWindow>,
+    stop: Arc<Notify>,
+    counters: Arc<Counters>,
+}
+
+/// A running server; [`shutdown`](Self::shutdown) stops it (dropping it
+/// does too, without a report).
+///
+/// ```
+/// use arenapool_server::{Server, ServerConfig, wire};
+///
+/// let server = Server::start(ServerConfig { workers: 1, ..ServerConfig::default() })?;
+/// let client = std::net::UdpSocket::bind("127.0.0.1:0")?;
+/// let mut request = [0u8; wire::HEADER_LEN + 4];
+/// wire::Header { kind: wire::Kind::Request, payload_len: 4, seq: 1, sent_ns: 0, checksum: 0 }
+///     .write(&mut request)?;
+/// client.send_to(&request, server.local_addr())?;
+///
+/// let mut reply = [0u8; 64];
+/// let n = client.recv(&mut reply)?;
+/// assert_eq!(wire::parse(&reply[..n])?.header.kind, wire::Kind::Reply);
+/// assert_eq!(server.shutdown().stats.replied, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Server {
+    config: ServerConfig,
+    local_addr: SocketAddr,
+    pool: Option<Arc<Pool>>,
+    workers: Vec<Worker>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .field("mode", &self.config.mode)
+            .field("workers", &self.workers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Binds the sockets and starts the workers; in pool mode builds a pool
+    /// of `capacity` buffers of `buffer_size` bytes.
+    ///
+    /// # Errors
+    ///
+    /// If the settings are invalid, the pool cannot be built, or a socket
+    /// or thread cannot be set up.
+    pub fn start(config: ServerConfig) -> Result<Server, ServerError> {
+        config.validate()?;
+        let pool = match config.mode {
+            Mode::Pool => Some(Arc::new(
+                Pool::builder()
+                    .buffer_size(config.buffer_size)
+                    .capacity(config.capacity)
+                    .build()?,
+            )),
+            Mode::Vec => None,
+        };
+        Self::launch(config, pool)
+    }
+
+    /// Starts a pool-mode server on a pool the caller built (and may hold
+    /// buffers of, as the exhaustion tests do). `config.mode` is ignored;
+    /// `config.capacity` is taken from the pool.
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Self::start), and [`ServerError::PoolMismatch`] if the
+    /// pool's buffers are not `config.buffer_size` bytes.
+    pub fn with_pool(config: ServerConfig, pool: Arc<Pool>) -> Result<Server, ServerError> {
+        let config = ServerConfig {
+            mode: Mode::Pool,
+            capacity: pool.stats().max_capacity,
+            ..config
+        };
+        config.validate()?;
+        if pool.buffer_size() != config.buffer_size {
+            return Err(ServerError::PoolMismatch {
+                pool: pool.buffer_size(),
+                config: config.buffer_size,
+            });
+        }
+        Self::launch(config, Some(pool))
+    }
+
+    fn launch(config: ServerConfig, pool: Option<Arc<Pool>>) -> Result<Server, ServerError> {
+        let sockets = bind(config.bind, config.workers, config.recv_buffer)?;
+        let local_addr = sockets[0]
+            .local_addr()
+            .map_err(io_err("reading the bound address"))?;
+        let (ready_tx, ready_rx) = mpsc::channel::<io::Result<()>>();
+        let mut server = Server {
+            config,
+            local_addr,
+            pool,
+            workers: Vec::with_capacity(config.workers),
+        };
+        for (i, socket) in sockets.into_iter().enumerate() {
+            let stop = Arc::new(Notify::new());
+            let counters = Arc::new(Counters::default());
+            let job = Job {
+                socket,
+                config,
+                pool: server.pool.clone(),
+                stop: Arc::clone(&stop),
+                counters: Arc::clone(&counters),
+                ready: ready_tx.clone(),
+            };
+            let thread = thread::Builder::new()
+                .name(format!("arenapool-worker-{i}"))
+                .spawn(move || job.run())
+                .map_err(io_err("starting a worker thread"))?;
+            server.workers.push(Worker {
+                thread,
+                stop,
+                counters,
+            });
+        }
+        drop(ready_tx);
+        for _ in 0..config.workers {
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(io_err("starting a worker's runtime")(e)),
+                Err(_) => {
+                    return Err(io_err("starting a worker")(io::Error::other(
+                        "a worker thread exited during start-up",
+                    )));
+                }
+            }
+        }
+        Ok(server)
+    }
+
+    /// The address the server answers on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The settings it runs with.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// The pool (pool mode).
+    pub fn pool(&self) -> Option<&Arc<Pool>> {
+        self.pool.as_ref()
+    }
+
+    /// The counters now, summed over the workers.
+    pub fn stats(&self) -> ServerStats {
+        let mut total = ServerStats::default();
+        for w in &self.workers {
+            total.add(&w.counters.snapshot());
+        }
+        total
+    }
+
+    /// Stops the workers, waits for them and reports.
+    pub fn shutdown(mut self) -> ServerReport {
+        let workers = std::mem::take(&mut self.workers);
+        for w in &workers {
+            w.stop.notify_one();
+        }
+        let mut allocs = AllocWindow::default();
+        let mut per_worker = Vec::with_capacity(workers.len());
+        let mut stats = ServerStats::default();
+        for w in workers {
+            // A worker panics only through a bug; its counters still count.
+            if let Ok(window) = w.thread.join() {
+                allocs.add(&window);
+            }
+            let s = w.counters.snapshot();
+            stats.add(&s);
+            per_worker.push(s);
+        }
+        ServerReport {
+            config: self.config,
+            stats,
+            per_worker,
+            allocs,
+            pool: self.pool.as_ref().map(|p| {
+                let s = p.stats();
+                PoolSummary {
+                    capacity: s.capacity,
+                    buffer_size: p.buffer_size(),
+                    high_water: s.high_water,
+                    failed_acquires: s.failed_acquires,
+                }
+            }),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        for w in &self.workers {
+            w.stop.notify_one();
+        }
+        for w in self.workers.drain(..) {
+            let _ = w.thread.join();
+        }
+    }
+}
+
+/// Binds `n` sockets to `addr` (see the module docs).
+fn bind(
+    addr: SocketAddr,
+    n: usize,
+    recv_buffer: Option<usize>,
+) -> Result<Vec<StdUdpSocket>, ServerError> {
+    let open = |addr: SocketAddr| -> io::Result<StdUdpSocket> {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        s.set_reuse_port(true)?;
+        if let Some(bytes) = recv_buffer {
+            s.set_recv_buffer_size(bytes)?;
+        }
+        s.set_nonblocking(true)?;
+        s.bind(&addr.into())?;
+        Ok(s.into())
+    };
+    let first = open(addr).map_err(io_err(format!("binding {addr}")))?;
+    let bound = first
+        .local_addr()
+        .map_err(io_err("reading the bound address"))?;
+    let mut sockets = vec![first];
+    for _ in 1..n {
+        let next = if cfg!(any(target_os = "linux", target_os = "android")) {
+            open(bound).map_err(io_err(format!("binding {bound} again (SO_REUSEPORT)")))?
+        } else {
+            sockets[0]
+                .try_clone()
+                .map_err(io_err("duplicating the socket"))?
+        };
+        sockets.push(next);
+    }
+    Ok(sockets)
+}
+
+/// Everything a worker thread needs.
+struct Job {
+    socket: StdUdpSocket,
+    config: ServerConfig,
+    pool: Option<Arc<Pool>>,
+    stop: Arc<Notify>,
+    counters: Arc<Counters>,
+    ready: mpsc::Sender<io::Result<()>>,
+}
+
+impl Job {
+    fn run(self) -> AllocWindow {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                let _ = self.ready.send(Err(e));
+                return AllocWindow::default();
+            }
+        };
+        let Job {
+            socket,
+            config,
+            pool,
+            stop,
+            counters,
+            ready,
+        } = self;
+        rt.block_on(async move {
+            let socket = match UdpSocket::from_std(socket) {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                    return AllocWindow::default();
+                }
+            };
+            let _ = ready.send(Ok(()));
+            drop(ready);
+            let run = Run {
+                socket: &socket,
+                batch: config.batch,
+                warmup: config.warmup,
+                counters: &counters,
+                stop: &stop,
+            };
+            match pool {
+                Some(pool) => run.serve(&*pool).await,
+                None => {
+                    run.serve(&FreshVecs {
+                        size: config.buffer_size,
+                    })
+                    .await
+                }
+            }
+        })
+    }
+}
+
+/// One worker's serving loop, generic over where buffers come from.
+struct Run<'a> {
+    socket: &'a UdpSocket,
+    batch: usize,
+    warmup: u64,
+    counters: &'a Counters,
+    stop: &'a Notify,
+}
+
+impl Run<'_> {
+    async fn serve<S: BufSource>(&self, source: &S) -> AllocWindow {
+        let mut batch: Vec<(S::Buf<'_>, usize, SocketAddr)> = Vec::with_capacity(self.batch);
+        let mut spare: Option<S::Buf<'_>> = None;
+        let mut scratch = [0u8; 64];
+        let mut handled: u64 = 0;
+        let mut window: Option<(Sample, u64)> = (self.warmup == 0).then(|| (Sample::now(), 0));
+        let stop = self.stop.notified();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut stop => break,
+                ready = self.socket.readable() => {
+                    if ready.is_err() {
+                        // Only a runtime that is shutting down says so.
+                        self.counters.recv_error();
+                        break;
+                    }
+                }
+            }
+            // Take up to `batch` datagrams off the socket, each into a
+            // buffer of its own.
+            for _ in 0..self.batch {
+                let Some(mut buf) = spare.take().or_else(|| source.take()) else {
+                    match self.socket.try_recv_from(&mut scratch) {
+                        Ok(_) => {
+                            self.counters.dropped(DropReason::PoolExhausted);
+                            handled += 1;
+                            continue;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(_) => {
+                            self.counters.recv_error();
+                            break;
+                        }
+                    }
+                };
+                match self.socket.try_recv_from(buf.as_full_mut()) {
+                    Ok((n, peer)) => batch.push((buf, n, peer)),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        // Keep it for the next datagram: a buffer is taken
+                        // per datagram, not per look at an empty socket.
+                        spare = Some(buf);
+                        break;
+                    }
+                    Err(_) => {
+                        self.counters.recv_error();
+                        break;
+                    }
+                }
+            }
+            // Answer them, each from its own buffer.
+            for (mut buf, n, peer) in batch.drain(..) {
+                self.answer(&mut buf, n, peer).await;
+                handled += 1;
+            }
+            // The window opens between batches, when no buffer is out but
+            // the spare, so every datagram in it took its buffer in it.
+            if window.is_none() && handled >= self.warmup {
+                window = Some((Sample::now(), handled));
+            }
+        }
+        let end = Sample::now();
+        match window {
+            Some((start, at)) => AllocWindow::between(start, end, handled - at),
+            None => AllocWindow::default(),
+        }
+    }
+
+    async fn answer<B: PacketBuf>(&self, buf: &mut B, received: usize, peer: SocketAddr) {
+        let len = match wire::make_reply(buf.as_full_mut(), received) {
+            Ok(len) => len,
+            Err(e) => {
+                // `make_reply` only reports reading errors, which all map.
+                self.counters
+                    .dropped(DropReason::from_wire(e).unwrap_or(DropReason::BadHeader));
+                return;
+            }
+        };
+        if !buf.set_filled(len) {
+            self.counters.dropped(DropReason::Oversized);
+            return;
+        }
+        let sent = match self.socket.try_send_to(buf, peer) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.socket.send_to(buf, peer).await,
+            other => other,
+        };
+        match sent {
+            Ok(_) => self.counters.replied(),
+            Err(_) => self.counters.send_error(),
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! Each kind of bad datagram, sent on purpose: counted under its reason,
+//! never answered, never a crash; the server keeps serving.
+
+use std::net::UdpSocket;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use arenapool::Pool;
+use arenapool_server::wire::{self, HEADER_LEN, Header, Kind};
+use arenapool_server::{DropReason, Mode, Server, ServerConfig, ServerStats};
+
+/// Waits (without a timing assertion) until the server has handled `n`
+/// datagrams; gives up after a minute so a bug fails instead of hanging.
+fn wait_handled(server: &Server, n: u64) -> ServerStats {
+    let give_up = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = server.stats();
+        if s.handled() >= n || Instant::now() > give_up {
+            return s;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn request(seq: u64, payload: &[u8]) -> Vec<u8> {
+    let mut d = vec![0u8; HEADER_LEN + payload.len()];
+    Header {
+        kind: Kind::Request,
+        payload_len: payload.len() as u32,
+        seq,
+        sent_ns: 0,
+        checksum: 0,
+    }
+    .write(&mut d)
+    .unwrap();
+    d[HEADER_LEN..].copy_from_slice(payload);
+    d
+}
+
+fn client() -> UdpSocket {
+    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    c
+}
+
+/// A good request still gets its reply afterwards.
+fn still_serves(server: &Server, client: &UdpSocket) {
+    client
+        .send_to(&request(99, b"still here"), server.local_addr())
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = client.recv(&mut buf).unwrap();
+    let reply = wire::parse(&buf[..n]).unwrap();
+    assert_eq!(reply.header.kind, Kind::Reply);
+    assert_eq!(reply.header.seq, 99);
+    assert_eq!(reply.payload, b"still here");
+}
+
+#[test]
+fn malformed_datagrams_are_counted_by_reason() {
+    for mode in Mode::ALL {
+        let server = Server::start(ServerConfig {
+            mode,
+            workers: 1,
+            buffer_size: 512,
+            ..ServerConfig::default()
+        })
+        .unwrap();
+        let to = server.local_addr();
+        let c = client();
+
+        // Shorter than the header, including empty.
+        for len in [0, 1, HEADER_LEN - 1] {
+            c.send_to(&vec![7u8; len], to).unwrap();
+        }
+        // Not our protocol: bad magic, bad version, bad kind, a reply.
+        for (at, v) in [(0, b'Z'), (2, 9), (3, 5)] {
+            let mut d = request(1, b"abc");
+            d[at] = v;
+            c.send_to(&d, to).unwrap();
+        }
+        let mut reply = request(1, b"abc");
+        reply[3] = 1;
+        c.send_to(&reply, to).unwrap();
+        // Length fields that lie: too long, too short, absurd.
+        for claimed in [4u32, 2, u32::MAX] {
+            let mut d = request(1, b"abc");
+            d[4..8].copy_from_slice(&claimed.to_be_bytes());
+            c.send_to(&d, to).unwrap();
+        }
+        // Oversized: fills the 512-byte buffer, or far beyond it.
+        c.send_to(&request(1, &[1u8; 512 - HEADER_LEN]), to)
+            .unwrap();
+        c.send_to(&request(1, &[1u8; 9000]), to).unwrap();
+
+        let s = wait_handled(&server, 12);
+        assert_eq!(s.drops.get(DropReason::Short), 3, "{mode}");
+        assert_eq!(s.drops.get(DropReason::BadHeader), 4, "{mode}");
+        assert_eq!(s.drops.get(DropReason::LengthMismatch), 3, "{mode}");
+        assert_eq!(s.drops.get(DropReason::Oversized), 2, "{mode}");
+        assert_eq!(s.drops.get(DropReason::PoolExhausted), 0, "{mode}");
+        assert_eq!(s.replied, 0, "{mode}");
+
+        still_serves(&server, &c);
+        let report = server.shutdown();
+        assert_eq!(report.stats.replied, 1);
+        assert_eq!(report.stats.drops.total(), 12);
+        if let Some(pool) = report.pool {
+            assert_eq!(pool.failed_acquires, 0);
+        }
+    }
+}
+
+#[test]
+fn an_exhausted_pool_drops_and_counts_and_recovers() {
+    let pool = Arc::new(Pool::new(256, 4).unwrap());
+    let server = Server::with_pool(
+        ServerConfig {
+            workers: 1,
+            buffer_size: 256,
+            ..ServerConfig::default()
+        },
+        Arc::clone(&pool),
+    )
+    .unwrap();
+    let c = client();
+
+    // Someone holds every buffer: a flood finds none.
+    let held: Vec<_> = (0..4).map(|_| pool.try_acquire_owned().unwrap()).collect();
+    for seq in 0..50 {
+        c.send_to(&request(seq, b"flood"), server.local_addr())
+            .unwrap();
+    }
+    let s = wait_handled(&server, 50);
+    assert_eq!(s.drops.pool_exhausted, 50);
+    assert_eq!(s.replied, 0);
+    // Nothing was allocated around the pool: it did not grow.
+    assert_eq!(pool.stats().capacity, 4);
+    assert!(pool.stats().failed_acquires >= 50);
+
+    // Buffers come back: service resumes.
+    drop(held);
+    still_serves(&server, &c);
+    let report = server.shutdown();
+    assert_eq!(report.stats.replied, 1);
+    assert_eq!(report.stats.drops.pool_exhausted, 50);
+    assert_eq!(report.pool.unwrap().capacity, 4);
+}
+
+#[test]
+fn a_flood_beyond_a_small_pool_is_answered_or_counted() {
+    // Two buffers, batches of 32: a burst of datagrams queued on the
+    // socket finds the pool empty after two. Every datagram is either
+    // answered or counted as dropped; none vanish inside the server.
+    let server = Server::start(ServerConfig {
+        workers: 1,
+        capacity: 2,
+        buffer_size: 256,
+        batch: 32,
+        ..ServerConfig::default()
+    })
+    .unwrap();
+    let c = client();
+    c.set_nonblocking(true).unwrap();
+    for seq in 0..500 {
+        c.send_to(&request(seq, &[3u8; 100]), server.local_addr())
+            .unwrap();
+    }
+    let s = wait_handled(&server, 500);
+    assert_eq!(s.handled(), 500);
+    assert_eq!(s.replied + s.drops.pool_exhausted, 500);
+    let report = server.shutdown();
+    assert_eq!(report.pool.unwrap().capacity, 2);
+}
+
+#[test]
+fn bad_settings_are_errors_not_panics() {
+    use arenapool_server::{ConfigError, ServerError};
+    let bad = [
+        (
+            ServerConfig {
+                workers: 0,
+                ..ServerConfig::default()
+            },
+            ConfigError::NoWorkers,
+        ),
+        (
+            ServerConfig {
+                batch: 0,
+                ..ServerConfig::default()
+            },
+            ConfigError::NoBatch,
+        ),
+        (
+            ServerConfig {
+                capacity: 0,
+                ..ServerConfig::default()
+            },
+            ConfigError::NoCapacity,
+        ),
+        (
+            ServerConfig {
+                buffer_size: HEADER_LEN,
+                ..ServerConfig::default()
+            },
+            ConfigError::BufferTooSmall(HEADER_LEN),
+        ),
+    ];
+    for (config, want) in bad {
+        match Server::start(config) {
+            Err(ServerError::Config(e)) => assert_eq!(e, want),
+            other => panic!("{config:?}: {other:?}"),
+        }
+    }
+    let pool = Arc::new(Pool::new(128, 2).unwrap());
+    assert!(matches!(
+        Server::with_pool(ServerConfig::default(), pool),
+        Err(ServerError::PoolMismatch {
+            pool: 128,
+            config: 2048
+        })
+    ));
+}

@@ -1,0 +1,141 @@
+//! The server and the load generator against each other on loopback, in
+//! both modes, for a bounded count: every reply verified.
+
+use std::time::Duration;
+
+use arenapool_server::case::{self, CaseConfig};
+use arenapool_server::load::{self, LoadConfig};
+use arenapool_server::{Mode, Server, ServerConfig};
+
+fn case(mode: Mode, workers: usize, load: LoadConfig) -> case::CaseResult {
+    let result = case::run(&CaseConfig {
+        server: ServerConfig {
+            mode,
+            workers,
+            warmup: 50,
+            ..ServerConfig::default()
+        },
+        load,
+    })
+    .unwrap();
+    assert_eq!(result.mode, mode);
+    result
+}
+
+#[test]
+fn both_modes_answer_every_request() {
+    for mode in Mode::ALL {
+        let load = LoadConfig {
+            count: 3000,
+            window: 32,
+            payload: 1000,
+            sockets: 4,
+            // Generous: a shared CI machine may stall a thread for a while,
+            // and a reply that comes late would be counted, not hidden.
+            timeout: Duration::from_secs(10),
+            ..LoadConfig::default()
+        };
+        let r = case(mode, 2, load);
+        assert!(r.load.all_verified(), "{mode}: {:?}", r.load);
+        assert_eq!(r.server.stats.replied, 3000, "{mode}");
+        assert_eq!(r.server.stats.drops.total(), 0, "{mode}");
+        assert_eq!(r.server.per_worker.len(), 2);
+        assert_eq!(
+            r.server.per_worker.iter().map(|w| w.replied).sum::<u64>(),
+            3000
+        );
+        assert_eq!(r.load.latency.count, 3000);
+        assert!(r.load.latency.p50_ns <= r.load.latency.p99_ns);
+        assert_eq!(r.load.timeline.iter().sum::<u64>(), 3000);
+        match mode {
+            Mode::Pool => {
+                let pool = r.server.pool.unwrap();
+                assert_eq!(pool.failed_acquires, 0);
+                assert!(pool.high_water <= pool.capacity);
+            }
+            Mode::Vec => assert!(r.server.pool.is_none()),
+        }
+    }
+}
+
+#[test]
+fn odd_payload_sizes_and_a_paced_rate() {
+    for payload in [0, 1, 33, 1471] {
+        let r = case(
+            Mode::Pool,
+            1,
+            LoadConfig {
+                count: 200,
+                window: 4,
+                payload,
+                rate: Some(20_000),
+                sockets: 2,
+                timeout: Duration::from_secs(10),
+                ..LoadConfig::default()
+            },
+        );
+        assert!(r.load.all_verified(), "payload {payload}: {:?}", r.load);
+    }
+}
+
+#[test]
+fn serve_and_load_separately() {
+    let server = Server::start(ServerConfig {
+        mode: Mode::Vec,
+        workers: 3,
+        ..ServerConfig::default()
+    })
+    .unwrap();
+    let report = load::run(&LoadConfig {
+        target: server.local_addr(),
+        count: 1000,
+        window: 16,
+        payload: 64,
+        sockets: 6,
+        threads: 2,
+        timeout: Duration::from_secs(10),
+        ..LoadConfig::default()
+    })
+    .unwrap();
+    assert!(report.all_verified(), "{report:?}");
+    assert_eq!(server.stats().replied, 1000);
+    let done = server.shutdown();
+    assert_eq!(done.stats.replied, 1000);
+}
+
+#[test]
+fn payloads_that_do_not_fit_are_dropped_as_oversized() {
+    // 2048-byte buffers take at most 2047-byte datagrams: a 2015-byte
+    // payload fits exactly, a 2016-byte one does not.
+    let server = Server::start(ServerConfig {
+        workers: 1,
+        ..ServerConfig::default()
+    })
+    .unwrap();
+    let fits = load::run(&LoadConfig {
+        target: server.local_addr(),
+        count: 10,
+        window: 1,
+        payload: server.config().max_payload(),
+        sockets: 1,
+        timeout: Duration::from_secs(10),
+        ..LoadConfig::default()
+    })
+    .unwrap();
+    assert!(fits.all_verified());
+    let too_big = load::run(&LoadConfig {
+        target: server.local_addr(),
+        count: 10,
+        window: 10,
+        payload: server.config().max_payload() + 1,
+        sockets: 1,
+        timeout: Duration::from_millis(300),
+        ..LoadConfig::default()
+    })
+    .unwrap();
+    assert_eq!(too_big.received, 0);
+    assert_eq!(too_big.lost, 10);
+    let report = server.shutdown();
+    assert_eq!(report.stats.drops.oversized, 10);
+    assert_eq!(report.stats.replied, 10);
+}
