@@ -27,9 +27,9 @@ use serde::Serialize;
 /// Buffer size of the soak's pool.
 pub const STRESS_BUFFER: usize = 256;
 /// Buffers the pool starts with.
-pub const STRESS_CAPACITY: usize = 32;
+pub const STRESS_CAPACITY: usize = 8;
 /// Buffers it may grow to.
-pub const STRESS_LIMIT: usize = 256;
+pub const STRESS_LIMIT: usize = 32;
 /// Most buffers one thread holds at a time.
 const HOLD: usize = 12;
 
@@ -55,9 +55,9 @@ pub struct StressReport {
     pub violations: u64,
     /// The first few violations, described.
     pub violation_notes: Vec<String>,
-    /// The pool's statistics at the end, after everything was released.
+    /// Buffers the pool had grown to when the workers stopped.
     pub final_capacity: usize,
-    /// Segments at the end (growth steps + 1).
+    /// Its segments then (growth steps + 1).
     pub final_segments: usize,
 }
 
@@ -335,7 +335,8 @@ pub fn stress(duration: Duration, threads: usize, tick: impl Fn(f64)) -> StressR
         }
     }
     drop(receivers);
-    check_final(&shared, &pool.stats());
+    let grown = pool.stats();
+    check_final(&shared, &grown);
 
     let mut report = StressReport {
         threads,
@@ -350,9 +351,8 @@ pub fn stress(duration: Duration, threads: usize, tick: impl Fn(f64)) -> StressR
         report.handoffs += c.handoffs;
         report.freezes += c.freezes;
     }
-    let s = pool.stats();
-    report.final_capacity = s.capacity;
-    report.final_segments = s.segments;
+    report.final_capacity = grown.capacity;
+    report.final_segments = grown.segments;
     report.violations = shared.violations.load(Relaxed);
     report.violation_notes =
         std::mem::take(&mut *shared.notes.lock().unwrap_or_else(|e| e.into_inner()));

@@ -105,6 +105,20 @@ enum Command {
         #[arg(long, value_name = "SUBSTRING")]
         only: Vec<String>,
     },
+    /// The soak: random acquire/release/hand-off/freeze/grow on many
+    /// threads, ownership checked on every release; exits 1 on any
+    /// violation.
+    Stress {
+        /// How long to run.
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+        /// Worker threads (default: available CPUs, at least 2).
+        #[arg(long, value_parser = at_least_one)]
+        threads: Option<usize>,
+        /// Also write the report as JSON here.
+        #[arg(long, value_name = "PATH")]
+        json: Option<PathBuf>,
+    },
     /// Internal: one mode of the demo's case study, in its own process.
     #[command(name = demo::CHILD_COMMAND, hide = true)]
     DemoCase {
@@ -271,6 +285,11 @@ fn main() {
                 Err(e) => fail(1, e),
             }
         }
+        Command::Stress {
+            seconds: secs,
+            threads,
+            json,
+        } => stress(seconds(secs), threads, json),
         Command::DemoCase { config } => {
             if let Err(e) = demo::child_main(&config) {
                 fail(1, e);
@@ -299,6 +318,35 @@ fn main() {
                 std::process::exit(1);
             }
         }
+    }
+}
+
+fn stress(duration: Duration, threads: Option<usize>, json: Option<PathBuf>) {
+    let threads = threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .max(2)
+    });
+    let bar = indicatif::ProgressBar::new(1000);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("stress {bar:40} {elapsed}/{msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(format!("{:.0?}", duration));
+    let report =
+        arenapool_bench::stress(duration, threads, |f| bar.set_position((f * 1000.0) as u64));
+    bar.finish_and_clear();
+    println!("{}", report.summary());
+    if let Some(path) = json {
+        let written = serde_json::to_string_pretty(&report)
+            .map_err(std::io::Error::other)
+            .and_then(|text| std::fs::write(&path, text));
+        if let Err(e) = written {
+            fail(1, format!("could not write {}: {e}", path.display()));
+        }
+    }
+    if report.violations > 0 {
+        std::process::exit(1);
     }
 }
 
