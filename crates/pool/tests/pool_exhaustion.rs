@@ -15,8 +15,10 @@ use std::time::{Duration, Instant};
 
 use arenapool::{Exhausted, Pool};
 
-/// A timeout that a correct pool never reaches in these tests.
-const LONG: Duration = Duration::from_secs(10);
+/// A timeout that a correct pool never reaches in these tests, also under
+/// a sanitizer on a loaded machine, where a panicking thread can spend
+/// seconds symbolising its backtrace before it unwinds and releases.
+const LONG: Duration = Duration::from_secs(120);
 /// Deadlock detector for `burst_of_releases_wakes_every_waiter`: not a
 /// performance bound. The waiters there need microseconds once buffers are
 /// free; reaching this means they are asleep for good.
