@@ -11,7 +11,8 @@
 //! instructions per operation, with start-up and set-up cancelled out.
 //! Cases: `nop` and `counting_nop` (one allocate-and-free pair, bare and
 //! through `Counting`), `slab_get` and `slab_crate_get` (one lookup among
-//! 10,000 entries), `bump_u64` and `bumpalo_u64` (one `u64` placed in the
+//! 10,000 entries), `slab_insert` and `slab_crate_insert` (one insert, the
+//! slab cleared every 10,000), `bump_u64` and `bumpalo_u64` (one `u64` placed in the
 //! arena, which is reset every 10,000).
 
 use std::alloc::{GlobalAlloc, Layout};
@@ -62,6 +63,28 @@ fn slab_get(n: u64) -> u64 {
 }
 
 #[inline(never)]
+fn slab_insert(n: u64) {
+    let mut slab = Slab::with_capacity(ENTRIES);
+    for i in 0..n {
+        if i % ENTRIES as u64 == 0 {
+            slab.clear();
+        }
+        black_box(slab.insert(black_box(i)));
+    }
+}
+
+#[inline(never)]
+fn slab_crate_insert(n: u64) {
+    let mut slab = slab::Slab::with_capacity(ENTRIES);
+    for i in 0..n {
+        if i % ENTRIES as u64 == 0 {
+            slab.clear();
+        }
+        black_box(slab.insert(black_box(i)));
+    }
+}
+
+#[inline(never)]
 fn slab_crate_get(n: u64) -> u64 {
     let mut slab = slab::Slab::with_capacity(ENTRIES);
     let keys: Vec<_> = (0..ENTRIES as u64).map(|i| slab.insert(i)).collect();
@@ -102,6 +125,8 @@ fn main() {
         "nop" => pairs(&Nop, n),
         "counting_nop" => pairs(&Counting::new(Nop), n),
         "slab_get" => drop(black_box(slab_get(n))),
+        "slab_insert" => slab_insert(n),
+        "slab_crate_insert" => slab_crate_insert(n),
         "slab_crate_get" => drop(black_box(slab_crate_get(n))),
         "bump_u64" => bump_u64(n),
         "bumpalo_u64" => bumpalo_u64(n),
