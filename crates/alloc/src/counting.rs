@@ -2,14 +2,13 @@
 //!
 //! [`Counting`] wraps any [`GlobalAlloc`] (the system allocator, mimalloc,
 //! ...) and forwards all four methods to it unchanged, counting on the way.
-//! Every event is counted twice:
-//!
-//! * in the calling thread's counters: plain [`Cell`]s in a
-//!   `const`-initialised thread-local without a destructor, so reading or
-//!   bumping them never allocates, never recurses into the allocator, and
-//!   still works while the thread is being torn down;
-//! * in the process totals: a slot per thread in a static table, written
-//!   only by its thread, summed when [`global_stats`] is called.
+//! Every event is counted once, in the calling thread's *slot*: a set of
+//! counters in a static table that only that thread writes (relaxed loads
+//! and stores). The thread finds its slot through a `const`-initialised
+//! thread-local without a destructor, so counting never allocates, never
+//! recurses into the allocator, and still works while the thread is being
+//! torn down. [`thread_stats`] and [`measure`] read the calling thread's
+//! slot; [`global_stats`] sums all of them.
 //!
 //! The per-thread counters are why this exists next to `stats_alloc`: a test
 //! that asserts an allocation budget with process-wide counters fails at
@@ -19,14 +18,17 @@
 //!
 //! # Cost
 //!
-//! An event is a thread-local access, a few non-atomic adds, and relaxed
-//! loads and stores (no locked instructions) to the thread's own slot. The
-//! first version used shared atomics for the totals: three locked
-//! read-modify-writes per event cost about 25 ns per allocate-and-free pair
-//! on the development VM; the slots bring that to the figure in the crate
-//! README. `counting/totals.rs` explains the slots, what happens past 256
-//! threads, and why the process peak is sampled.
-
+//! An event is a thread-local access and relaxed loads and stores (no
+//! locked instructions) to the thread's own slot: two counters, the
+//! thread's peak, and a compare that decides when to sample the process
+//! peak. The first version used shared atomics for the totals: three
+//! locked read-modify-writes per event cost about 25 ns per
+//! allocate-and-free pair on the development VM; the second kept the
+//! thread's counters twice (thread-local cells and the slot), about 55
+//! instructions of bookkeeping per pair; one set brings that to the figure
+//! in the crate README. `counting/totals.rs` explains the slots, what
+//! happens past 256 threads, and why the process peak is sampled.
+//!
 //! # What is counted
 //!
 //! * `alloc` and `alloc_zeroed`: one allocation of `layout.size()` bytes.
@@ -43,8 +45,8 @@ mod totals;
 
 /// A [`GlobalAlloc`] that forwards to `A` and counts what passes through.
 ///
-/// Counters are process-wide statics plus `const`-initialised thread-locals:
-/// there is one set per process, whichever `Counting` value is installed.
+/// Counters are process-wide statics found through a `const`-initialised
+/// thread-local: there is one set per process, whichever `Counting` value is installed.
 /// Read them with [`thread_stats`], [`global_stats`] and [`measure`].
 ///
 /// ```
@@ -81,7 +83,7 @@ impl<A> Counting<A> {
 // SAFETY: every method forwards to `self.inner` with the caller's arguments
 // unchanged and returns its result unchanged, so `Counting<A>` upholds
 // exactly the contract `A` upholds. Counting only touches atomics and
-// destructor-free thread-local cells, which never allocate or unwind.
+// a destructor-free thread-local, which never allocate or unwind.
 unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
@@ -188,76 +190,35 @@ impl AllocStats {
     }
 }
 
-/// One thread's counters. No destructor, so the thread-local needs no exit
-/// hook and stays usable until the thread is gone.
+/// The thread-local part: which slot of the table holds this thread's
+/// counters. No destructor, so the thread-local needs no exit hook, never
+/// allocates, and stays usable until the thread is gone.
 struct Local {
-    allocations: Cell<u64>,
-    deallocations: Cell<u64>,
-    reallocations: Cell<u64>,
-    bytes_allocated: Cell<u64>,
-    bytes_deallocated: Cell<u64>,
-    current: Cell<i64>,
-    peak: Cell<i64>,
-    /// 1 + the index of this thread's slot in the process totals; 0 until
-    /// the first event.
-    slot: Cell<usize>,
-    /// Net bytes since this thread last looked at the process peak.
-    unchecked: Cell<i64>,
+    /// This thread's slot in the table; `None` until the first event, and
+    /// for threads that found the table full.
+    slot: Cell<Option<&'static totals::Slot>>,
+    /// Whether this thread has asked for a slot.
+    claimed: Cell<bool>,
+    /// The counters of a thread that found the table full.
+    own: totals::Slot,
 }
 
 impl Local {
     const fn new() -> Self {
         Self {
-            allocations: Cell::new(0),
-            deallocations: Cell::new(0),
-            reallocations: Cell::new(0),
-            bytes_allocated: Cell::new(0),
-            bytes_deallocated: Cell::new(0),
-            current: Cell::new(0),
-            peak: Cell::new(0),
-            slot: Cell::new(0),
-            unchecked: Cell::new(0),
+            slot: Cell::new(None),
+            claimed: Cell::new(false),
+            own: totals::Slot::new(),
         }
     }
 
-    /// This thread's slot in the process totals, claimed on first use.
-    #[inline(always)]
-    fn slot(&self) -> (&'static totals::Slot, bool) {
-        let mut index = self.slot.get();
-        if index == 0 {
-            index = totals::claim() + 1;
-            self.slot.set(index);
-        }
-        totals::slot(index - 1)
-    }
-
-    /// Moves this thread's level by `bytes`, and every [`totals::PEAK_STEP`]
-    /// net bytes up, has the process peak looked at.
+    /// The slot that holds this thread's counters (all zero before the
+    /// first event).
     #[inline]
-    fn grow(&self, bytes: i64) {
-        let now = self.current.get().wrapping_add(bytes);
-        self.current.set(now);
-        if now > self.peak.get() {
-            self.peak.set(now);
-        }
-        let unchecked = self.unchecked.get().wrapping_add(bytes);
-        if unchecked >= totals::PEAK_STEP {
-            self.unchecked.set(0);
-            totals::look_at_peak();
-        } else {
-            self.unchecked.set(unchecked.max(-totals::PEAK_STEP));
-        }
-    }
-
-    fn snapshot(&self) -> AllocStats {
-        AllocStats {
-            allocations: self.allocations.get(),
-            deallocations: self.deallocations.get(),
-            reallocations: self.reallocations.get(),
-            bytes_allocated: self.bytes_allocated.get(),
-            bytes_deallocated: self.bytes_deallocated.get(),
-            current_bytes: self.current.get(),
-            peak_bytes: self.peak.get().max(0) as u64,
+    fn counters(&self) -> &totals::Slot {
+        match self.slot.get() {
+            Some(slot) => slot,
+            None => &self.own,
         }
     }
 }
@@ -266,66 +227,93 @@ thread_local! {
     static LOCAL: Local = const { Local::new() };
 }
 
-/// Sizes come from a `Layout`, so they are at most `isize::MAX`.
-#[inline]
-fn signed(size: usize) -> i64 {
-    size as i64
+/// An event, for the paths off the fast one.
+#[derive(Clone, Copy)]
+enum Event {
+    Alloc(u64),
+    Dealloc(u64),
+    Realloc(u64, u64),
+}
+
+impl Event {
+    fn count(self, slot: &totals::Slot) {
+        match self {
+            Event::Alloc(size) => slot.alloc(size),
+            Event::Dealloc(size) => slot.dealloc(size),
+            Event::Realloc(old, new) => slot.realloc(old, new),
+        }
+    }
+
+    /// Adds the event to the shared overflow slot.
+    fn count_shared(self) {
+        totals::overflow().add_shared(match self {
+            Event::Alloc(size) => [1, 0, 0, size, 0],
+            Event::Dealloc(size) => [0, 1, 0, 0, size],
+            Event::Realloc(old, new) => [0, 0, 1, new, old],
+        });
+    }
+}
+
+/// Counts an event of a thread without a slot: claims one on its first
+/// event; if the table is full, counts in the thread-local slot and in the
+/// shared overflow slot.
+#[cold]
+#[inline(never)]
+fn count_slow(local: &Local, event: Event) {
+    if !local.claimed.get() {
+        local.claimed.set(true);
+        if let Some(slot) = totals::claim() {
+            local.slot.set(Some(slot));
+            event.count(slot);
+            return;
+        }
+    }
+    event.count(&local.own);
+    event.count_shared();
+}
+
+/// Counts an event during thread teardown (unreachable with a
+/// destructor-free thread-local, but should that change the event still
+/// lands in the totals).
+#[cold]
+#[inline(never)]
+fn count_teardown(event: Event) {
+    event.count_shared();
 }
 
 #[inline]
 fn on_alloc(size: usize) {
-    if LOCAL
-        .try_with(|l| {
-            let (slot, shared) = l.slot();
-            slot.alloc(size as u64, shared);
-            l.allocations.set(l.allocations.get().wrapping_add(1));
-            l.bytes_allocated
-                .set(l.bytes_allocated.get().wrapping_add(size as u64));
-            l.grow(signed(size));
-        })
-        .is_err()
-    {
-        // Unreachable with a destructor-free thread-local, but should that
-        // change the event still lands in the totals.
-        totals::slot(totals::SLOTS).0.alloc(size as u64, true);
+    let size = size as u64;
+    let counted = LOCAL.try_with(|l| match l.slot.get() {
+        Some(slot) => slot.alloc(size),
+        None => count_slow(l, Event::Alloc(size)),
+    });
+    if counted.is_err() {
+        count_teardown(Event::Alloc(size));
     }
 }
 
 #[inline]
 fn on_dealloc(size: usize) {
-    if LOCAL
-        .try_with(|l| {
-            let (slot, shared) = l.slot();
-            slot.dealloc(size as u64, shared);
-            l.deallocations.set(l.deallocations.get().wrapping_add(1));
-            l.bytes_deallocated
-                .set(l.bytes_deallocated.get().wrapping_add(size as u64));
-            l.grow(-signed(size));
-        })
-        .is_err()
-    {
-        totals::slot(totals::SLOTS).0.dealloc(size as u64, true);
+    let size = size as u64;
+    let counted = LOCAL.try_with(|l| match l.slot.get() {
+        Some(slot) => slot.dealloc(size),
+        None => count_slow(l, Event::Dealloc(size)),
+    });
+    if counted.is_err() {
+        count_teardown(Event::Dealloc(size));
     }
 }
 
 #[inline]
 fn on_realloc(old: usize, new: usize) {
-    if LOCAL
-        .try_with(|l| {
-            let (slot, shared) = l.slot();
-            slot.realloc(old as u64, new as u64, shared);
-            l.reallocations.set(l.reallocations.get().wrapping_add(1));
-            l.bytes_allocated
-                .set(l.bytes_allocated.get().wrapping_add(new as u64));
-            l.bytes_deallocated
-                .set(l.bytes_deallocated.get().wrapping_add(old as u64));
-            l.grow(signed(new) - signed(old));
-        })
-        .is_err()
-    {
-        totals::slot(totals::SLOTS)
-            .0
-            .realloc(old as u64, new as u64, true);
+    let (old, new) = (old as u64, new as u64);
+    let counted = LOCAL.try_with(|l| match l.slot.get() {
+        Some(slot) => slot.realloc(old, new),
+        None => count_slow(l, Event::Realloc(old, new)),
+    });
+    if counted.is_err() {
+        count_teardown(Event::Realloc(old, new));
     }
 }
 
@@ -340,7 +328,9 @@ fn on_realloc(old: usize, new: usize) {
 /// assert_eq!(after.since(&before).allocations, 0);
 /// ```
 pub fn thread_stats() -> AllocStats {
-    LOCAL.try_with(Local::snapshot).unwrap_or_default()
+    LOCAL
+        .try_with(|l| l.counters().snapshot())
+        .unwrap_or_default()
 }
 
 /// The process totals: every thread, including threads that have exited.
@@ -382,18 +372,23 @@ pub fn measure<R>(f: impl FnOnce() -> R) -> (R, AllocStats) {
     // seen at the end is the peak reached during `f`; restore the higher
     // of the two afterwards so `thread_stats` keeps its meaning.
     let saved_peak = LOCAL.try_with(|l| {
-        let peak = l.peak.get();
-        l.peak.set(l.current.get());
+        let counters = l.counters();
+        let peak = counters.peak();
+        counters.set_peak(counters.snapshot().current_bytes);
         peak
     });
     let before = thread_stats();
     let value = f();
     let after = thread_stats();
+    // The thread may have claimed its slot during `f`: `counters` is the
+    // slot that holds its counters now (a fresh slot started at level 0,
+    // which is where an unclaimed thread stood).
     let peak_during = LOCAL
         .try_with(|l| {
-            let during = l.peak.get();
+            let counters = l.counters();
+            let during = counters.peak();
             if let Ok(saved) = saved_peak {
-                l.peak.set(during.max(saved));
+                counters.set_peak(during.max(saved));
             }
             during
         })

@@ -8,20 +8,23 @@
 //! another, and the old key now reads the new entry. Here every slot has a
 //! generation that moves on each time its value is removed, and a key
 //! carries the generation it was issued with, so a stale key returns `None`
-//! instead of somebody else's value. A slot whose generation would wrap
-//! around (after 2^32 reuses) is retired instead of reused, so a key can
-//! never alias. [`Slab::shrink_to_fit`] drops trailing free slots but
+//! instead of somebody else's value. A slot whose generation would pass
+//! the last one (after 2^32 - 2 reuses) is retired instead of reused, so a
+//! key can never alias. [`Slab::shrink_to_fit`] drops trailing free slots but
 //! remembers the highest generation it dropped, and slots made later start
 //! above it.
 //!
-//! The check is one compare on a value already in cache next to the entry;
-//! the crate README has the benchmark against `slab`.
+//! A slot stores generation + 1 (its *stamp*, never 0) where an enum would
+//! store its tag, so "occupied, and by this key's generation" is one
+//! compare, as cheap as the `slab` crate's occupied check (see `Slot`); the
+//! crate README has the benchmark against `slab`.
 //!
 //! This module has no `unsafe` code.
 
 use std::fmt;
 use std::iter::{Enumerate, FusedIterator};
 use std::mem;
+use std::num::NonZeroU32;
 
 use crate::error::SlabError;
 
@@ -31,6 +34,20 @@ const NONE: u32 = u32::MAX;
 const RETIRED: u32 = u32::MAX - 1;
 /// Indices are below this, so they never collide with the two markers.
 const MAX_SLOTS: usize = (u32::MAX - 1) as usize;
+/// The last generation a key is issued with: its stamp (generation + 1) is
+/// `u32::MAX - 1`. The stamp `u32::MAX` is what keys of the two generations
+/// above map to (see [`stamp`]), so it must never be issued.
+const LAST_GENERATION: u32 = u32::MAX - 2;
+
+/// The stamp of `generation`: `generation + 1`, never 0 (the two highest
+/// generations, never issued, both map to `u32::MAX`).
+#[inline(always)]
+const fn stamp(generation: u32) -> NonZeroU32 {
+    match NonZeroU32::new(generation.wrapping_add(1)) {
+        Some(s) => s,
+        None => NonZeroU32::MAX,
+    }
+}
 
 #[cold]
 #[inline(never)]
@@ -51,7 +68,8 @@ fn insert_failed<T>(e: &SlabError<T>) -> ! {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key {
     index: u32,
-    generation: u32,
+    /// The generation + 1, as stored in the slot ([`stamp`]).
+    stamp: NonZeroU32,
 }
 
 impl Key {
@@ -62,34 +80,54 @@ impl Key {
 
     /// The slot's generation when this key was issued.
     pub const fn generation(self) -> u32 {
-        self.generation
+        self.stamp.get() - 1
     }
 
     /// Packs the key in a `u64` (generation in the high half).
     pub const fn to_bits(self) -> u64 {
-        (self.generation as u64) << 32 | self.index as u64
+        (self.generation() as u64) << 32 | self.index as u64
     }
 
     /// Unpacks a key packed by [`Key::to_bits`]. Any `u64` gives a key;
-    /// one that was never issued just finds nothing.
+    /// one that was never issued just finds nothing. (The two highest
+    /// generations are never issued, and unpack to the same key.)
     pub const fn from_bits(bits: u64) -> Self {
+        Self::new(bits as u32, (bits >> 32) as u32)
+    }
+
+    #[inline(always)]
+    const fn new(index: u32, generation: u32) -> Self {
         Self {
-            index: bits as u32,
-            generation: (bits >> 32) as u32,
+            index,
+            stamp: stamp(generation),
         }
     }
 }
 
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Key({}v{})", self.index, self.generation)
+        write!(f, "Key({}v{})", self.index, self.generation())
     }
 }
 
+/// A slot: an enum whose discriminant is the occupied slot's `stamp`.
+///
+/// `stamp` is a `NonZeroU32`, so the vacant variant is stored as `stamp ==
+/// 0` (niche filling) instead of in a separate tag: [`Slab::get`] then
+/// checks "occupied and of the key's generation" with one compare of the
+/// key's stamp, never 0, with the slot's. The `_spare` word makes the
+/// tagged layout bigger than the niche-filled one, so the compiler picks
+/// the latter; it takes the place the tag would take (`Slot<u64>` is 16
+/// bytes either way). This is layout, not safety: the code is correct with
+/// either.
 #[derive(Clone)]
 enum Slot<T> {
-    /// `generation` is the generation of the key that reads `value`.
-    Occupied { generation: u32, value: T },
+    /// `stamp` is the stamp of the key that reads `value`.
+    Occupied {
+        stamp: NonZeroU32,
+        _spare: u32,
+        value: T,
+    },
     /// `generation` is the generation the next value here will get; `next`
     /// is the next free slot, [`NONE`], or [`RETIRED`].
     Vacant { generation: u32, next: u32 },
@@ -119,8 +157,7 @@ pub struct Slab<T> {
     /// The generation of slots created from now on.
     fresh_generation: u32,
     /// Above every generation a key has been issued with from the free
-    /// list (new slots use `fresh_generation`); a `u64` so the last
-    /// generation, `u32::MAX`, can be counted.
+    /// list (new slots use `fresh_generation`); a `u64`, like a count.
     high: u64,
 }
 
@@ -192,11 +229,12 @@ impl<T> Slab<T> {
             let Slot::Vacant { generation, next } = *slot else {
                 unreachable!("the free list holds only vacant slots")
             };
-            *slot = Slot::Occupied { generation, value };
+            let key = Key::new(index, generation);
+            *slot = Slot::occupied(key, value);
             self.free = next;
             self.len += 1;
             self.high = self.high.max(u64::from(generation) + 1);
-            return Ok(Key { index, generation });
+            return Ok(key);
         }
         if self.slots.len() == self.slots.capacity() {
             if self.slots.len() >= MAX_SLOTS {
@@ -206,14 +244,8 @@ impl<T> Slab<T> {
                 return Err(SlabError::OutOfMemory(value));
             }
         }
-        let key = Key {
-            index: self.slots.len() as u32,
-            generation: self.fresh_generation,
-        };
-        self.slots.push(Slot::Occupied {
-            generation: key.generation,
-            value,
-        });
+        let key = Key::new(self.slots.len() as u32, self.fresh_generation);
+        self.slots.push(Slot::occupied(key, value));
         self.len += 1;
         Ok(key)
     }
@@ -230,14 +262,8 @@ impl<T> Slab<T> {
     /// ```
     pub fn next_key(&self) -> Key {
         match self.slots.get(self.free as usize) {
-            Some(Slot::Vacant { generation, .. }) => Key {
-                index: self.free,
-                generation: *generation,
-            },
-            _ => Key {
-                index: self.slots.len() as u32,
-                generation: self.fresh_generation,
-            },
+            Some(Slot::Vacant { generation, .. }) => Key::new(self.free, *generation),
+            _ => Key::new(self.slots.len() as u32, self.fresh_generation),
         }
     }
 
@@ -245,9 +271,7 @@ impl<T> Slab<T> {
     #[inline]
     pub fn get(&self, key: Key) -> Option<&T> {
         match self.slots.get(key.index as usize) {
-            Some(Slot::Occupied { generation, value }) if *generation == key.generation => {
-                Some(value)
-            }
+            Some(Slot::Occupied { stamp, value, .. }) if *stamp == key.stamp => Some(value),
             _ => None,
         }
     }
@@ -256,9 +280,7 @@ impl<T> Slab<T> {
     #[inline]
     pub fn get_mut(&mut self, key: Key) -> Option<&mut T> {
         match self.slots.get_mut(key.index as usize) {
-            Some(Slot::Occupied { generation, value }) if *generation == key.generation => {
-                Some(value)
-            }
+            Some(Slot::Occupied { stamp, value, .. }) if *stamp == key.stamp => Some(value),
             _ => None,
         }
     }
@@ -274,10 +296,10 @@ impl<T> Slab<T> {
     pub fn remove(&mut self, key: Key) -> Option<T> {
         let index = key.index as usize;
         match self.slots.get(index) {
-            Some(Slot::Occupied { generation, .. }) if *generation == key.generation => {}
+            Some(Slot::Occupied { stamp, .. }) if *stamp == key.stamp => {}
             _ => return None,
         }
-        Some(self.vacate(index, key.generation))
+        Some(self.vacate(index, key.generation()))
     }
 
     /// Empties the occupied slot `index` (of generation `generation`) and
@@ -285,9 +307,10 @@ impl<T> Slab<T> {
     /// exhausted.
     #[inline]
     fn vacate(&mut self, index: usize, generation: u32) -> T {
-        let (generation, next) = match generation.checked_add(1) {
-            Some(g) => (g, self.free),
-            None => (generation, RETIRED),
+        let (generation, next) = if generation < LAST_GENERATION {
+            (generation + 1, self.free)
+        } else {
+            (generation, RETIRED)
         };
         let old = mem::replace(&mut self.slots[index], Slot::Vacant { generation, next });
         if next != RETIRED {
@@ -312,14 +335,13 @@ impl<T> Slab<T> {
     /// ```
     pub fn retain(&mut self, mut keep: impl FnMut(Key, &mut T) -> bool) {
         for index in 0..self.slots.len() {
-            if let Slot::Occupied { generation, value } = &mut self.slots[index] {
-                let generation = *generation;
+            if let Slot::Occupied { stamp, value, .. } = &mut self.slots[index] {
                 let key = Key {
                     index: index as u32,
-                    generation,
+                    stamp: *stamp,
                 };
                 if !keep(key, value) {
-                    drop(self.vacate(index, generation));
+                    drop(self.vacate(index, key.generation()));
                 }
             }
         }
@@ -364,7 +386,7 @@ impl<T> Slab<T> {
             u64::from(self.fresh_generation) + 1
         };
         match u32::try_from(self.high.max(fresh)) {
-            Ok(high) => {
+            Ok(high) if high <= LAST_GENERATION => {
                 self.free = NONE;
                 self.len = 0;
                 self.fresh_generation = high;
@@ -372,7 +394,7 @@ impl<T> Slab<T> {
             }
             // A key was issued with the last generation: keep the slots
             // (and their retirement) by draining instead.
-            Err(_) => drop(self.drain()),
+            _ => drop(self.drain()),
         }
     }
 
@@ -443,11 +465,11 @@ impl<'a, T> Iterator for Iter<'a, T> {
 
     fn next(&mut self) -> Option<Self::Item> {
         for (index, slot) in self.slots.by_ref() {
-            if let Slot::Occupied { generation, value } = slot {
+            if let Slot::Occupied { stamp, value, .. } = slot {
                 self.remaining -= 1;
                 let key = Key {
                     index: index as u32,
-                    generation: *generation,
+                    stamp: *stamp,
                 };
                 return Some((key, value));
             }
@@ -475,11 +497,11 @@ impl<'a, T> Iterator for IterMut<'a, T> {
 
     fn next(&mut self) -> Option<Self::Item> {
         for (index, slot) in self.slots.by_ref() {
-            if let Slot::Occupied { generation, value } = slot {
+            if let Slot::Occupied { stamp, value, .. } = slot {
                 self.remaining -= 1;
                 let key = Key {
                     index: index as u32,
-                    generation: *generation,
+                    stamp: *stamp,
                 };
                 return Some((key, value));
             }
@@ -517,12 +539,12 @@ impl<T> Iterator for Drain<'_, T> {
         while self.next < self.slab.slots.len() {
             let index = self.next;
             self.next += 1;
-            if let Slot::Occupied { generation, .. } = self.slab.slots[index] {
+            if let Slot::Occupied { stamp, .. } = self.slab.slots[index] {
                 self.remaining -= 1;
                 // `vacate` links the slot and counts it out of `len`; the
                 // list is rebuilt when the drain ends.
                 self.slab.len += 1;
-                return Some(self.slab.vacate(index, generation));
+                return Some(self.slab.vacate(index, stamp.get() - 1));
             }
         }
         None
@@ -577,10 +599,21 @@ impl<T> Extend<T> for Slab<T> {
     }
 }
 
+impl<T> Slot<T> {
+    #[inline(always)]
+    fn occupied(key: Key, value: T) -> Self {
+        Slot::Occupied {
+            stamp: key.stamp,
+            _spare: 0,
+            value,
+        }
+    }
+}
+
 impl<T> fmt::Debug for Slot<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Slot::Occupied { generation, .. } => write!(f, "Occupied(v{generation})"),
+            Slot::Occupied { stamp, .. } => write!(f, "Occupied(v{})", stamp.get() - 1),
             Slot::Vacant { generation, next } => write!(f, "Vacant(v{generation}, next {next})"),
         }
     }
@@ -610,15 +643,9 @@ mod tests {
         let mut s = Slab::new();
         let k = s.insert('x');
         // Fast-forward the slot to its last generation.
-        s.slots[0] = Slot::Occupied {
-            generation: u32::MAX,
-            value: 'y',
-        };
-        s.high = u64::from(u32::MAX) + 1;
-        let last = Key {
-            index: k.index(),
-            generation: u32::MAX,
-        };
+        let last = Key::new(k.index(), LAST_GENERATION);
+        s.slots[0] = Slot::occupied(last, 'y');
+        s.high = u64::from(LAST_GENERATION) + 1;
         assert_eq!(s.remove(last), Some('y'));
         let fresh = s.insert('z');
         assert_ne!(fresh.index(), 0, "a retired slot is not reused");
