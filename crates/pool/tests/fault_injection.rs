@@ -188,7 +188,7 @@ fn a_waiter_on_a_pool_that_cannot_grow_gets_a_released_buffer() {
     assert_eq!(pool.stats().capacity, 2);
 }
 
-/// Threads and tasks that panic while holding buffers give every one back.
+/// Threads that panic while holding buffers give every one back.
 #[test]
 #[cfg_attr(miri, ignore = "a thread pool")]
 fn panics_while_holding_buffers_return_them() {
@@ -213,6 +213,29 @@ fn panics_while_holding_buffers_return_them() {
     assert_eq!(panicked, 4);
     assert_eq!(pool.stats().in_use, 0);
 
+    // In a plain closure too, caught where it happens.
+    let caught = catch_unwind(AssertUnwindSafe(|| {
+        let _x = pool.try_acquire().unwrap();
+        panic!("caught");
+    }));
+    assert!(caught.is_err());
+    let s = pool.stats();
+    assert_eq!((s.in_use, s.waiting), (0, 0), "{s:?}");
+    assert_eq!(
+        (0..32).filter_map(|_| pool.try_acquire_owned()).count(),
+        32,
+        "every buffer is acquirable again"
+    );
+}
+
+/// Tasks that panic while holding buffers (and while others wait for
+/// them) give every one back.
+#[cfg(feature = "async")]
+#[test]
+#[cfg_attr(miri, ignore = "a thread pool")]
+fn panicking_tasks_return_their_buffers() {
+    let _faults = Faults::new();
+    let pool = Arc::new(Pool::new(256, 32).unwrap());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .build()
@@ -238,19 +261,8 @@ fn panics_while_holding_buffers_return_them() {
         assert_eq!(panicked, 6);
     });
     drop(rt);
-    // In a plain closure too, caught where it happens.
-    let caught = catch_unwind(AssertUnwindSafe(|| {
-        let _x = pool.try_acquire().unwrap();
-        panic!("caught");
-    }));
-    assert!(caught.is_err());
     let s = pool.stats();
     assert_eq!((s.in_use, s.waiting), (0, 0), "{s:?}");
-    assert_eq!(
-        (0..32).filter_map(|_| pool.try_acquire_owned()).count(),
-        32,
-        "every buffer is acquirable again"
-    );
 }
 
 /// 10,000 short-lived threads, each of which parks buffers in its cache and

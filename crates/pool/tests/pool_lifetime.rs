@@ -4,6 +4,8 @@
 //! `arenapool-alloc`, on this thread's own counters (so other tests'
 //! threads cannot disturb the figures).
 
+#![cfg(feature = "bytes")]
+
 use std::sync::Arc;
 
 use arenapool::Pool;
