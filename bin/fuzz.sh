@@ -78,7 +78,11 @@ for t in "${targets[@]}"; do
     else
         failed=$((failed + 1))
         echo "fuzz: $t: FAILED after ${runs:-?} executions; log: $log"
-        grep -E -A 4 "panicked at|ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)" "$log" | head -n 30 || true
+        {
+            grep -E -A 4 "panicked at" "$log"
+            grep -E -A 2 "ERROR: (AddressSanitizer|LeakSanitizer)" "$log"
+            grep -E "ERROR: libFuzzer" "$log"
+        } | head -n 30 || true
         grep -E "Test unit written to|^Output of|cargo fuzz (run|fmt|tmin)" "$log" | head -n 5 || true
     fi
 done
