@@ -20,7 +20,8 @@ done
 export RUSTFLAGS="${RUSTFLAGS:-} -Zsanitizer=$san"
 export RUSTDOCFLAGS="${RUSTDOCFLAGS:-} -Zsanitizer=$san"
 # Tests that ask for impossible allocations expect null, not a report.
-export TSAN_OPTIONS="${TSAN_OPTIONS:-} allocator_may_return_null=1 halt_on_error=1"
+# tokio's epoll hand-off is invisible to TSan: see the suppressions file.
+export TSAN_OPTIONS="${TSAN_OPTIONS:-} allocator_may_return_null=1 halt_on_error=1 suppressions=$PWD/bin/tsan-suppressions.txt"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-} allocator_may_return_null=1 detect_leaks=1"
 run() {
     cargo +nightly test -Zbuild-std --target "$host" --target-dir "target/san-$san" "$@"

@@ -17,7 +17,6 @@
 #![no_main]
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
 use arenapool_alloc::{Key, Slab};
@@ -58,10 +57,9 @@ enum Op {
     IterMut(u64),
     /// Drains, consuming only `n` values before dropping the iterator.
     Drain(u8),
-    /// As `Drain`, but leaks the iterator (`mem::forget`) when the
-    /// environment has `ARENAPOOL_FUZZ_LEAK_DRAIN=1`; otherwise a plain
-    /// `Drain`, because of the known finding in
-    /// `fuzz/artifacts-found/slab_ops-leaked-drain.md`.
+    /// As `Drain`, but leaks the iterator (`mem::forget`): the slab must
+    /// stay consistent (`fuzz/artifacts-found/slab_ops-leaked-drain.md`
+    /// was found this way, and fixed).
     LeakDrain(u8),
     Clear,
     ShrinkToFit,
@@ -125,12 +123,6 @@ impl Model {
         self.live.clear();
         values
     }
-}
-
-/// Whether `LeakDrain` leaks (see the op).
-fn leak_drain() -> bool {
-    static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| std::env::var_os("ARENAPOOL_FUZZ_LEAK_DRAIN").is_some_and(|v| v == "1"))
 }
 
 /// Keys swept per operation once more keys than this were issued (the
@@ -274,7 +266,7 @@ fuzz_target!(|input: Input| {
                     model.set(k, v);
                 }
             }
-            Op::LeakDrain(n) if leak_drain() => {
+            Op::LeakDrain(n) => {
                 let want = model.kill_all();
                 let mut drain = slab.drain();
                 let got: Vec<u64> = drain.by_ref().take(usize::from(n)).collect();
@@ -301,7 +293,7 @@ fuzz_target!(|input: Input| {
                 // The model cannot follow the slab from here.
                 return;
             }
-            Op::Drain(n) | Op::LeakDrain(n) => {
+            Op::Drain(n) => {
                 let want = model.kill_all();
                 let mut drain = slab.drain();
                 assert_eq!(drain.size_hint(), (want.len(), Some(want.len())));

@@ -349,7 +349,9 @@ impl<T> Slab<T> {
 
     /// Removes every value, returning them in index order; the capacity is
     /// kept and every key goes stale. Values not iterated are dropped when
-    /// the iterator is.
+    /// the iterator is. Each value leaves the slab as it is yielded, so a
+    /// leaked (`mem::forget`) `Drain` leaves the rest in the slab, reachable
+    /// by their keys and counted by `len`.
     ///
     /// ```
     /// use arenapool_alloc::Slab;
@@ -362,10 +364,10 @@ impl<T> Slab<T> {
     /// assert_eq!(slab.insert(3).index(), 0);
     /// ```
     pub fn drain(&mut self) -> Drain<'_, T> {
-        // Unlink everything first: if the `Drain` is leaked, the slab is
-        // left with unlinked slots (wasted, never unsound).
-        self.free = NONE;
-        let remaining = mem::take(&mut self.len);
+        // The slab stays consistent after every step: `next` removes the
+        // value it yields like `remove` does (fuzzing found that zeroing
+        // `len` up front left a leaked `Drain`'s slab inconsistent).
+        let remaining = self.len;
         Drain {
             slab: self,
             next: 0,
@@ -414,7 +416,12 @@ impl<T> Slab<T> {
     /// assert_eq!((c.index(), slab.get(b), slab.get(a)), (b.index(), None, Some(&'a')));
     /// ```
     pub fn shrink_to_fit(&mut self) {
-        while let Some(Slot::Vacant { generation, .. }) = self.slots.last() {
+        // A retired slot keeps the last generation it issued (there is no
+        // next one), so dropping it would let a new slot at its index issue
+        // that key again: retired slots stay.
+        while let Some(Slot::Vacant { generation, next }) = self.slots.last()
+            && *next != RETIRED
+        {
             self.fresh_generation = self.fresh_generation.max(*generation);
             self.slots.pop();
         }
@@ -542,8 +549,7 @@ impl<T> Iterator for Drain<'_, T> {
             if let Slot::Occupied { stamp, .. } = self.slab.slots[index] {
                 self.remaining -= 1;
                 // `vacate` links the slot and counts it out of `len`; the
-                // list is rebuilt when the drain ends.
-                self.slab.len += 1;
+                // list is put in index order when the drain ends.
                 return Some(self.slab.vacate(index, stamp.get() - 1));
             }
         }
@@ -660,6 +666,46 @@ mod tests {
         assert_ne!(s.insert('w').index(), 0);
         s.retain(|_, _| false);
         assert!(s.is_empty());
+    }
+
+    /// Found by `fuzz/fuzz_targets/slab_ops.rs`: a retired trailing slot
+    /// dropped by `shrink_to_fit` let the next insert at its index issue
+    /// the retired key again.
+    #[test]
+    fn shrink_keeps_a_retired_slot_so_its_key_stays_stale() {
+        let mut s = Slab::new();
+        let k = s.insert('x');
+        let last = Key::new(k.index(), LAST_GENERATION);
+        s.slots[0] = Slot::occupied(last, 'y');
+        s.high = u64::from(LAST_GENERATION) + 1;
+        assert_eq!(s.remove(last), Some('y'));
+        s.shrink_to_fit();
+        let fresh = s.insert('z');
+        assert_ne!(fresh, last, "the retired key was issued again");
+        assert_eq!(s.get(last), None, "the retired key reads the new value");
+        assert_eq!(s.get(fresh), Some(&'z'));
+    }
+
+    /// Found by `fuzz/fuzz_targets/slab_ops.rs`: a leaked `Drain` left
+    /// `len` at 0 while values stayed reachable, and removing them then
+    /// underflowed `len`.
+    #[test]
+    fn a_leaked_drain_leaves_the_slab_consistent() {
+        let mut s = Slab::new();
+        let keys: Vec<Key> = (0..4).map(|i| s.insert(i)).collect();
+        let mut d = s.drain();
+        assert_eq!(d.next(), Some(0));
+        mem::forget(d);
+        assert_eq!(s.len(), 3);
+        assert_eq!(s.get(keys[0]), None);
+        assert_eq!(s.iter().count(), 3);
+        for (i, &k) in keys.iter().enumerate().skip(1) {
+            assert_eq!(s.remove(k), Some(i));
+        }
+        assert!(s.is_empty());
+        let k = s.insert(9);
+        assert_eq!(s.get(k), Some(&9));
+        assert!(keys.iter().all(|&old| s.get(old).is_none()));
     }
 
     #[test]
