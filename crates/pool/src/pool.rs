@@ -360,11 +360,18 @@ impl Shared {
         self.put_uncached(idx);
     }
 
-    /// Pushes one slot onto the free list, or hands it to a waiter.
+    /// Pushes one slot onto the free list, or hands it straight to the
+    /// longest waiter if any wait (`wait.rs`).
     /// Out of line for the same reason as [`take_uncached`](Self::take_uncached).
     #[inline(never)]
     pub(crate) fn put_uncached(&self, idx: u32) {
-        self.release_shared(idx);
+        if self.gate.load(Relaxed) >= WAITER && self.offer(idx).is_ok() {
+            return;
+        }
+        self.free.push(&self.segments, idx);
+        if self.gate.load(Relaxed) >= WAITER {
+            self.serve(1);
+        }
     }
 
     /// Links `slots` into a chain and pushes it with one CAS (nothing if

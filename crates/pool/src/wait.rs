@@ -88,7 +88,7 @@ impl Shared {
     /// Offers `idx` to the oldest waiter not yet notified. Gives it back if
     /// there is none.
     #[cold]
-    fn offer(&self, idx: u32) -> Result<(), u32> {
+    pub(crate) fn offer(&self, idx: u32) -> Result<(), u32> {
         let mut handed = false;
         self.event.notify(1.additional().tag_with(|| {
             handed = true;
@@ -98,18 +98,6 @@ impl Shared {
             })
         }));
         if handed { Ok(()) } else { Err(idx) }
-    }
-
-    /// Releases one slot to the shared list, handing it to a waiter if any.
-    #[inline]
-    pub(crate) fn release_shared(&self, idx: u32) {
-        if self.gate.load(Relaxed) >= WAITER && self.offer(idx).is_ok() {
-            return;
-        }
-        self.free.push(&self.segments, idx);
-        if self.gate.load(Relaxed) >= WAITER {
-            self.serve(1);
-        }
     }
 
     /// After `n` slots were pushed onto the free list while someone waits:
