@@ -635,6 +635,8 @@ impl<'b> Epoch<'b> {
                                 unsafe { std::slice::from_raw_parts(p.as_ptr(), b.want.len()) };
                             assert!(got == &b.want[..], "grow lost the block's bytes");
                             let tail = pattern(seed, new_size - b.want.len());
+                            // SAFETY: the grown block has `new_size` bytes;
+                            // `tail` fills the part past the old length.
                             unsafe {
                                 std::ptr::copy_nonoverlapping(
                                     tail.as_ptr(),
