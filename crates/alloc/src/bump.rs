@@ -551,5 +551,5 @@ pub(crate) unsafe fn resize<A: Allocator>(
     Ok(fresh)
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests;

@@ -410,7 +410,7 @@ pub fn is_counting() -> bool {
     totals::seen()
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     //! These tests call a `Counting` value directly (none is installed in
     //! the unit-test binary), so the counters move only by what each test

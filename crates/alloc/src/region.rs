@@ -20,12 +20,15 @@
 //! Memory is handed out from a pointer taken once from the region's
 //! `UnsafeCell` (or from the caller), with the provenance of the whole
 //! region; the offset uses acquire/release ordering so a block rewound by
-//! one thread and handed out again to another is not raced on.
+//! one thread and handed out again to another is not raced on
+//! (`region/offset.rs` has the protocol and its loom models).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::UnsafeCell;
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+mod offset;
 
 /// A bump `GlobalAlloc` over `N` bytes stored inline, falling back to `F`
 /// when they run out.
@@ -140,20 +143,11 @@ impl<const N: usize, F> Region<N, F> {
     #[inline]
     fn bump(&self, layout: Layout) -> Option<*mut u8> {
         let (base, len) = self.bounds();
-        let mut cur = self.next.load(Relaxed);
-        loop {
-            let pad = base.addr().wrapping_add(cur).wrapping_neg() & (layout.align() - 1);
-            let end = cur.checked_add(pad)?.checked_add(layout.size())?;
-            if end > len {
-                return None;
-            }
-            match self.next.compare_exchange_weak(cur, end, AcqRel, Relaxed) {
-                // SAFETY: `cur + pad + size <= len`: the block is inside the
-                // region, and the CAS made it ours alone.
-                Ok(_) => return Some(unsafe { base.add(cur + pad) }),
-                Err(now) => cur = now,
-            }
-        }
+        let off = offset::bump(&self.next, base.addr(), len, layout)?;
+        // SAFETY: `offset::bump` returns an offset whose block of
+        // `layout.size()` bytes ends within `len`, so the pointer is inside
+        // the region, and its CAS made the block ours alone.
+        Some(unsafe { base.add(off) })
     }
 
     /// Rewinds the offset from `off + old` to `off + new` if the block at
@@ -161,12 +155,7 @@ impl<const N: usize, F> Region<N, F> {
     /// it did.
     #[inline]
     fn resize_last(&self, off: usize, old: usize, new: usize) -> bool {
-        let Some(new_end) = off.checked_add(new).filter(|&e| e <= self.bounds().1) else {
-            return false;
-        };
-        self.next
-            .compare_exchange(off + old, new_end, AcqRel, Acquire)
-            .is_ok()
+        offset::resize_last(&self.next, self.bounds().1, off, old, new)
     }
 }
 
@@ -285,5 +274,5 @@ unsafe impl<const N: usize, F: GlobalAlloc> GlobalAlloc for Region<N, F> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests;

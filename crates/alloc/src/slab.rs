@@ -625,7 +625,7 @@ impl<T> fmt::Debug for Slot<T> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
