@@ -37,6 +37,7 @@ const CALLOC_ALIGN: usize = 16;
 /// platforms this crate maps on (x86-64, and aarch64 with 4 KiB base
 /// pages). With another default huge page size, `MAP_HUGETLB` of a 2 MiB
 /// multiple fails with `EINVAL` and the request degrades, reported.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 const HUGE_PAGE: usize = 2 << 20;
 
 /// Where an arena's block came from, and how to give it back.
