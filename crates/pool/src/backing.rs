@@ -126,6 +126,18 @@ pub enum Fallback {
 }
 
 /// The pages an arena actually got, weakest first (the order of `Ord`).
+///
+/// ```
+/// use arenapool::{Backing, Pages, Pool};
+///
+/// assert!(Pages::Heap < Pages::Small && Pages::HugeAdvised < Pages::Huge);
+/// let pool = Pool::builder().capacity(4).backing(Backing::HugeTlb).build()?;
+/// // Huge pages, or 4 KiB pages with the reason in `shortfalls`.
+/// let got = pool.backing().obtained;
+/// # #[cfg(target_os = "linux")]
+/// assert!(got == Pages::Huge || got == Pages::Small);
+/// # Ok::<(), arenapool::BuildError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum Pages {
@@ -152,6 +164,18 @@ impl fmt::Display for Pages {
 }
 
 /// The system call (or check) that could not do what was asked.
+///
+/// ```
+/// use arenapool::{Backing, BuildError, Fallback, Pool, Step};
+///
+/// let strict = Pool::builder()
+///     .backing(Backing::HugeTlb)
+///     .on_backing_unavailable(Fallback::Fail)
+///     .build();
+/// if let Err(BuildError::BackingUnavailable(why)) = strict {
+///     assert!(matches!(why.step, Step::MmapHugeTlb | Step::Unsupported));
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Step {
