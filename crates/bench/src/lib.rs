@@ -19,13 +19,15 @@
 //! * `candidate.rs`: the [`Candidate`] trait and its object-safe face
 //!   [`Contender`];
 //! * `alloc.rs`: glibc, mimalloc and jemalloc through their `GlobalAlloc`
-//!   (the crate's only `unsafe` code);
+//!   (the crate's `unsafe` code, with one `getrusage` call in `faults.rs`);
 //! * `pools.rs`: the pool crates; `arenapool.rs`: arenapool;
 //! * `roster.rs`: the line-up, in table order;
 //! * `runner.rs`: the scenarios, calibration and the median;
 //! * `rss.rs`: peak memory in a child process;
 //! * `report.rs`, `chart.rs`: the table, JSON and SVG;
 //! * `shootout.rs`: the run, with its progress bar;
+//! * `faults.rs`: `arenapool faults`, page faults and time of the first
+//!   touch of a large pool per arena backing (not part of the shoot-out);
 //! * `stress.rs`: the soak behind `arenapool stress` (not a benchmark: a
 //!   long randomised run that checks ownership on every release).
 
@@ -35,6 +37,7 @@ mod alloc;
 mod arenapool;
 mod candidate;
 mod chart;
+mod faults;
 mod pools;
 mod report;
 mod roster;
@@ -47,6 +50,7 @@ pub use crate::alloc::{Allocator, Raw, RawBuf, Shape, WithCapacity, Written, Zer
 pub use crate::arenapool::{ArenaPool, ArenaPoolError, StaticArenaPool};
 pub use crate::candidate::{Candidate, Contender, POOL_CAPACITY, SIZE, TOUCH};
 pub use crate::chart::write_svg;
+pub use crate::faults::{FAULT_BACKINGS, FaultOptions, FaultRow, fault_table, faults};
 pub use crate::pools::{
     BlockAllocator, LockfreeLinear, LockfreeSpinLock, MutexPool, OPool, ObjectPool, QueuePool,
     ShardedSlab, SlabBlock,

@@ -9,7 +9,8 @@
 //!
 //! `arenapool serve` and `arenapool load` are the case study's two pieces,
 //! separately. `arenapool bench` runs the shoot-out against allocators and
-//! pool crates; the work lives in the `arenapool-bench` library.
+//! pool crates, and `arenapool faults` the page-fault cost of each arena
+//! backing; the work lives in the `arenapool-bench` library.
 //!
 //! The global allocator is `arenapool_alloc::Counting` over the system
 //! allocator, so the server can count its allocations per packet.
@@ -104,6 +105,20 @@ enum Command {
         /// Run only candidates whose name contains this (repeatable).
         #[arg(long, value_name = "SUBSTRING")]
         only: Vec<String>,
+    },
+    /// Page faults and time of the first touch of a large pool, for each
+    /// arena backing (heap, mmap, transparent huge pages, MAP_HUGETLB);
+    /// prints a table.
+    Faults {
+        /// Pool size in MiB.
+        #[arg(long, default_value_t = 1024, value_parser = at_least_one)]
+        mib: usize,
+        /// Bytes per buffer.
+        #[arg(long, default_value_t = 4096, value_name = "BYTES", value_parser = at_least_one)]
+        buffer_size: usize,
+        /// A 64 MiB smoke run (overrides --mib).
+        #[arg(long)]
+        quick: bool,
     },
     /// The soak: random acquire/release/hand-off/freeze/grow on many
     /// threads, ownership checked on every release; exits 1 on any
@@ -290,6 +305,20 @@ fn main() {
             threads,
             json,
         } => stress(seconds(secs), threads, json),
+        Command::Faults {
+            mib,
+            buffer_size,
+            quick,
+        } => {
+            let opts = arenapool_bench::FaultOptions {
+                mib: if quick { 64 } else { mib },
+                buffer_size,
+            };
+            match arenapool_bench::faults(opts) {
+                Ok(rows) => print!("{}", arenapool_bench::fault_table(opts, &rows)),
+                Err(e) => fail(1, e),
+            }
+        }
         Command::DemoCase { config } => {
             if let Err(e) = demo::child_main(&config) {
                 fail(1, e);

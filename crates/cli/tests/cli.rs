@@ -23,6 +23,8 @@ fn bad_flags_are_one_line_and_exit_2() {
         &["load", "--window", "0"],
         &["load", "--size", "70000"],
         &["demo", "--size", "5000"],
+        &["faults", "--mib", "0"],
+        &["faults", "--buffer-size", "x"],
         &["nonsense"],
     ] {
         let out = arenapool(args);
@@ -38,7 +40,7 @@ fn help_is_not_an_error() {
     let out = arenapool(&["--help"]);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
-    for cmd in ["demo", "serve", "load", "bench"] {
+    for cmd in ["demo", "serve", "load", "bench", "faults"] {
         assert!(text.contains(cmd), "{text}");
     }
 }
@@ -85,4 +87,23 @@ fn quick_demo_prints_both_parts_and_writes_the_report() {
     assert_eq!(runs[0]["server"]["allocs"]["counted"], true);
     assert_eq!(runs[0]["server"]["allocs"]["allocations"], 0);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn faults_prints_a_row_per_backing() {
+    let out = arenapool(&["faults", "--mib", "8"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.starts_with("first touch of a 8 MiB pool"), "{text}");
+    for backing in ["Heap", "Mmap", "TransparentHugePages", "HugeTlb"] {
+        assert!(
+            text.lines().any(|l| l.starts_with(backing)),
+            "{backing}: {text}"
+        );
+    }
+    assert!(text.contains("the heap (global allocator)"), "{text}");
 }

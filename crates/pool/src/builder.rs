@@ -1,6 +1,7 @@
 //! Configuration: [`PoolBuilder`] checks every setting and reports a bad one
 //! as a [`BuildError`]; nothing here panics or aborts.
 
+use crate::backing::{Backing, Fallback, Request};
 use crate::error::BuildError;
 use crate::pool::Pool;
 
@@ -44,6 +45,7 @@ pub struct PoolBuilder {
     pub(crate) zero_on_release: bool,
     pub(crate) grow_to: Option<usize>,
     pub(crate) cache_size: usize,
+    pub(crate) request: Request,
 }
 
 impl Default for PoolBuilder {
@@ -55,6 +57,7 @@ impl Default for PoolBuilder {
             zero_on_release: false,
             grow_to: None,
             cache_size: 32,
+            request: Request::default(),
         }
     }
 }
@@ -72,6 +75,8 @@ pub(crate) struct Config {
     pub(crate) limit: u32,
     /// Slots each thread may keep in its cache; 0 disables caches.
     pub(crate) cache_size: u32,
+    /// Where each arena comes from.
+    pub(crate) request: Request,
 }
 
 impl PoolBuilder {
@@ -127,12 +132,82 @@ impl PoolBuilder {
         self
     }
 
+    /// Where the arenas come from (default [`Backing::Heap`]): the global
+    /// allocator, or an anonymous mapping of 4 KiB pages, transparent huge
+    /// pages or reserved huge pages. Every segment a growing pool adds is
+    /// made the same way. See [`Backing`] for what each needs from the
+    /// system, [`on_backing_unavailable`](Self::on_backing_unavailable) for
+    /// what happens when the system cannot oblige, and
+    /// [`Pool::backing`] for what was obtained.
+    ///
+    /// ```
+    /// use arenapool::{Backing, Pool};
+    ///
+    /// let pool = Pool::builder()
+    ///     .buffer_size(4096)
+    ///     .capacity(512) // 2 MiB: one huge page
+    ///     .backing(Backing::TransparentHugePages)
+    ///     .build()?;
+    /// println!("{}", pool.backing());
+    /// # Ok::<(), arenapool::BuildError>(())
+    /// ```
+    pub fn backing(mut self, backing: Backing) -> Self {
+        self.request.backing = backing;
+        self
+    }
+
+    /// `mlock` each arena (default off), so that its pages are faulted in
+    /// at build (or growth) time and never swapped out; they are unlocked
+    /// and unmapped when the pool drops. Needs a mapped [`backing`](Self::backing):
+    /// with [`Backing::Heap`], [`build`](Self::build) returns
+    /// [`BuildError::LockHeap`]. Without `CAP_IPC_LOCK`, a process may lock
+    /// only `RLIMIT_MEMLOCK` bytes in all; beyond that `mlock` fails and
+    /// [`on_backing_unavailable`](Self::on_backing_unavailable) decides.
+    ///
+    /// ```
+    /// use arenapool::{Backing, BuildError, Pool};
+    ///
+    /// let pool = Pool::builder().capacity(16).backing(Backing::Mmap).lock_memory(true).build()?;
+    /// println!("{}", pool.backing()); // "4 KiB pages (mmap), locked" where allowed
+    ///
+    /// let heap = Pool::builder().lock_memory(true).build();
+    /// assert_eq!(heap.unwrap_err(), BuildError::LockHeap);
+    /// # Ok::<(), arenapool::BuildError>(())
+    /// ```
+    pub fn lock_memory(mut self, on: bool) -> Self {
+        self.request.lock = on;
+        self
+    }
+
+    /// What to do when the system cannot provide the requested
+    /// [`backing`](Self::backing) or [`lock_memory`](Self::lock_memory):
+    /// [`Fallback::Degrade`] (the default) takes the next best thing and
+    /// reports it in [`Pool::backing`]; [`Fallback::Fail`] makes
+    /// [`build`](Self::build) return [`BuildError::BackingUnavailable`], and
+    /// makes a growth step fail (the pool keeps the buffers it has).
+    ///
+    /// ```
+    /// use arenapool::{Backing, Fallback, Pool};
+    ///
+    /// let pool = Pool::builder()
+    ///     .backing(Backing::Mmap)
+    ///     .on_backing_unavailable(Fallback::Fail)
+    ///     .build();
+    /// # #[cfg(target_os = "linux")]
+    /// assert!(pool.is_ok());
+    /// ```
+    pub fn on_backing_unavailable(mut self, fallback: Fallback) -> Self {
+        self.request.fallback = fallback;
+        self
+    }
+
     /// Checks the settings and allocates the first arena.
     ///
     /// # Errors
     ///
     /// A [`BuildError`] naming the first setting that is out of range, or
-    /// [`BuildError::Alloc`] if the allocator cannot provide the arena.
+    /// [`BuildError::Alloc`] if the allocator cannot provide the arena, or
+    /// [`BuildError::BackingUnavailable`] under [`Fallback::Fail`].
     pub fn build(self) -> Result<Pool, BuildError> {
         Pool::from_config(self.check()?)
     }
@@ -157,6 +232,9 @@ impl PoolBuilder {
         }
         if self.cache_size > MAX_CACHE_SIZE {
             return Err(BuildError::CacheTooLarge(self.cache_size));
+        }
+        if self.request.lock && self.request.backing == Backing::Heap {
+            return Err(BuildError::LockHeap);
         }
         let capacity = self.capacity as u32;
         let limit = match self.grow_to {
@@ -186,6 +264,7 @@ impl PoolBuilder {
             zero_on_release: self.zero_on_release,
             limit,
             cache_size: self.cache_size as u32,
+            request: self.request,
         })
     }
 }
@@ -239,6 +318,49 @@ mod tests {
         assert_eq!(
             err(b().buffer_size(1 << 40).capacity(1).grow_to(1 << 24)),
             BuildError::TooLarge
+        );
+    }
+
+    #[test]
+    fn backing_settings_are_checked() {
+        let b = PoolBuilder::default;
+        assert_eq!(err(b().lock_memory(true)), BuildError::LockHeap);
+        assert_eq!(
+            err(b().backing(Backing::Heap).lock_memory(true)),
+            BuildError::LockHeap
+        );
+        // The other checks still come first.
+        assert_eq!(
+            err(b().capacity(0).lock_memory(true)),
+            BuildError::ZeroCapacity
+        );
+        for backing in [
+            Backing::Mmap,
+            Backing::TransparentHugePages,
+            Backing::HugeTlb,
+        ] {
+            for fallback in [Fallback::Degrade, Fallback::Fail] {
+                let c = b()
+                    .backing(backing)
+                    .lock_memory(true)
+                    .on_backing_unavailable(fallback)
+                    .check()
+                    .unwrap();
+                assert_eq!(
+                    c.request,
+                    Request {
+                        backing,
+                        lock: true,
+                        fallback
+                    }
+                );
+            }
+        }
+        let c = b().check().unwrap();
+        assert_eq!(c.request, Request::default());
+        assert_eq!(
+            (c.request.backing, c.request.lock, c.request.fallback),
+            (Backing::Heap, false, Fallback::Degrade)
         );
     }
 

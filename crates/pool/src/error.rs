@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::backing::Shortfall;
+
 /// Why [`PoolBuilder::build`](crate::PoolBuilder::build) refused a
 /// configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,6 +42,17 @@ pub enum BuildError {
     /// capacity) would be larger than `isize::MAX` bytes.
     #[error("the arena would be larger than isize::MAX bytes")]
     TooLarge,
+    /// `lock_memory(true)` with [`Backing::Heap`](crate::Backing::Heap):
+    /// heap pages are shared with other allocations, which `munlock` would
+    /// unlock too, so only mapped arenas can be locked.
+    #[error(
+        "lock_memory needs a mapped backing (Mmap, TransparentHugePages or HugeTlb), not the heap"
+    )]
+    LockHeap,
+    /// Under [`Fallback::Fail`](crate::Fallback::Fail), the system could not
+    /// provide the requested backing or lock; the step and errno say why.
+    #[error("the requested arena backing is not available: {0}")]
+    BackingUnavailable(Shortfall),
     /// The global allocator could not provide the arena.
     #[error("could not allocate an arena of {bytes} bytes")]
     Alloc {

@@ -35,8 +35,10 @@
 //!
 //! # Layers
 //!
-//! * **Arena** (`arena.rs`): one zeroed, aligned allocation of
-//!   `capacity x stride` bytes, the only place that calls the allocator.
+//! * **Arena** (`arena.rs`): one zeroed, aligned allocation (or anonymous
+//!   mapping) of `capacity x stride` bytes, the only place that calls the
+//!   allocator or `mmap`; `backing.rs` holds the [`Backing`] request and
+//!   the [`BackingReport`] of what it got.
 //!   Slot `i` is at `base + i * stride`; pointers derive from the
 //!   allocation, never from a shared reference.
 //! * **Segments** (`segments.rs`): growth adds arenas that double the
@@ -74,6 +76,32 @@
 //! hands its buffer to the longest waiter, and a caller that arrives while
 //! others wait queues behind them. Dropping an [`Acquire`] future at any
 //! point loses no buffer and no wake-up.
+//!
+//! # Backing
+//!
+//! Arenas come from the global allocator by default. On Linux,
+//! [`PoolBuilder::backing`] can map them instead: [`Backing::Mmap`] (4 KiB
+//! pages), [`Backing::TransparentHugePages`] (2 MiB-aligned, advised with
+//! `MADV_HUGEPAGE`: up to 512 times fewer page faults when first touched)
+//! or [`Backing::HugeTlb`] (pages reserved in `vm.nr_hugepages`).
+//! [`PoolBuilder::lock_memory`] `mlock`s mapped arenas (root, or up to
+//! `RLIMIT_MEMLOCK` bytes otherwise). When the system cannot oblige, the
+//! pool degrades to the next best thing ([`Fallback::Degrade`], the
+//! default) or refuses to build ([`Fallback::Fail`]); [`Pool::backing`]
+//! reports what every segment got and why.
+//!
+//! ```
+//! use arenapool::{Backing, Pool};
+//!
+//! let pool = Pool::builder()
+//!     .buffer_size(4096)
+//!     .capacity(1024)
+//!     .backing(Backing::TransparentHugePages)
+//!     .build()?;
+//! // e.g. "transparent huge pages advised (the kernel decides per page), not locked"
+//! println!("{}", pool.backing());
+//! # Ok::<(), arenapool::BuildError>(())
+//! ```
 //!
 //! # Async and `bytes` (features `async` and `bytes`, on by default)
 //!
@@ -120,6 +148,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod arena;
+mod backing;
 mod barrier;
 mod builder;
 mod cache;
@@ -134,6 +163,7 @@ mod stats;
 mod sync;
 mod wait;
 
+pub use backing::{Backing, BackingReport, Fallback, Pages, Shortfall, Step};
 pub use builder::{MAX_ALIGNMENT, MAX_CACHE_SIZE, MAX_CAPACITY, PoolBuilder};
 pub use error::{BuildError, CapacityError, Exhausted};
 #[cfg(feature = "async")]

@@ -24,6 +24,7 @@ use std::time::Duration;
 use crossbeam_utils::CachePadded;
 use event_listener::Event;
 
+use crate::backing::BackingReport;
 use crate::builder::{Config, PoolBuilder};
 use crate::cache::{self, Cache};
 use crate::error::{BuildError, Exhausted};
@@ -127,7 +128,12 @@ impl Pool {
     }
 
     pub(crate) fn from_config(config: Config) -> Result<Self, BuildError> {
-        let segments = Segments::new(config.capacity, config.stride, config.alignment)?;
+        let segments = Segments::new(
+            config.capacity,
+            config.stride,
+            config.alignment,
+            config.request,
+        )?;
         let free = FreeList::new();
         free.push_chain(&segments, segments.first_chain());
         let asymmetric = config.cache_size > 0 && crate::barrier::asymmetric_available();
@@ -250,6 +256,31 @@ impl Pool {
     /// Most slot indices each thread keeps in its cache (0: no caches).
     pub fn cache_size(&self) -> usize {
         self.shared.config.cache_size as usize
+    }
+
+    /// What the pool asked for its arenas and what it got, across all
+    /// segments; see [`BackingReport`] and
+    /// [`PoolBuilder::backing`](crate::PoolBuilder::backing).
+    ///
+    /// ```
+    /// use arenapool::{Backing, Pages, Pool};
+    ///
+    /// let pool = Pool::builder().capacity(8).grow_to(32).backing(Backing::Mmap).build()?;
+    /// let held: Vec<_> = (0..9).map(|_| pool.try_acquire().unwrap()).collect(); // grows once
+    /// let report = pool.backing();
+    /// assert_eq!(report.segments, 2);
+    /// # #[cfg(target_os = "linux")]
+    /// assert_eq!(report.obtained, Pages::Small);
+    /// println!("{report}");
+    /// # Ok::<(), arenapool::BuildError>(())
+    /// ```
+    pub fn backing(&self) -> BackingReport {
+        let segments = &self.shared.segments;
+        let request = segments.request();
+        // Hold the growth lock so that no segment is half-published while
+        // the report is made.
+        let _grow = lock(&self.shared.slow.grow);
+        BackingReport::new(request.backing, request.lock, segments.outcomes())
     }
 
     /// A snapshot of the pool's counters; see [`Stats`].

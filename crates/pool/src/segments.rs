@@ -24,6 +24,7 @@
 use std::ptr::{self, NonNull};
 
 use crate::arena::Arena;
+use crate::backing::{Outcome, Request};
 use crate::error::BuildError;
 use crate::freelist::{Chain, Links, NIL, pack};
 use crate::sync::Ordering::{Acquire, Release};
@@ -44,8 +45,14 @@ pub(crate) struct Segment {
 impl Segment {
     /// A zeroed segment of `len` slots starting at index `start`, its slots
     /// linked in order `start -> start + 1 -> ...`.
-    fn new(start: u32, len: u32, stride: usize, align: usize) -> Result<Self, BuildError> {
-        let arena = Arena::zeroed(len, stride, align)?;
+    fn new(
+        start: u32,
+        len: u32,
+        stride: usize,
+        align: usize,
+        request: Request,
+    ) -> Result<Self, BuildError> {
+        let arena = Arena::new(len, stride, align, request)?;
         let links = (0..len)
             .map(|i| {
                 let next = if i + 1 < len { start + i + 1 } else { NIL };
@@ -78,20 +85,28 @@ pub(crate) struct Segments {
     /// `buffer_size` rounded up to the alignment.
     stride: usize,
     align: usize,
+    /// How every segment's arena is made.
+    request: Request,
     /// `grown[k - 1]` is segment `k`: null until published, then fixed
     /// until drop.
     grown: [AtomicPtr<Segment>; MAX_GROWN],
 }
 
 impl Segments {
-    /// The table with segment 0 of `len` slots allocated.
-    pub(crate) fn new(len: u32, stride: usize, align: usize) -> Result<Self, BuildError> {
-        let first = Segment::new(0, len, stride, align)?;
+    /// The table with segment 0 of `len` slots allocated as `request` asks.
+    pub(crate) fn new(
+        len: u32,
+        stride: usize,
+        align: usize,
+        request: Request,
+    ) -> Result<Self, BuildError> {
+        let first = Segment::new(0, len, stride, align, request)?;
         Ok(Self {
             first,
             first_len: len,
             stride,
             align,
+            request,
             grown: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
         })
     }
@@ -125,6 +140,22 @@ impl Segments {
         unsafe { p.as_ref() }
     }
 
+    /// The arenas of all published segments, segment 0 first. Each is one
+    /// contiguous block (`Arena::base`, `Arena::len`).
+    pub(crate) fn arenas(&self) -> impl Iterator<Item = &Arena> {
+        (0..=MAX_GROWN).map_while(|k| self.get(k)).map(|s| &s.arena)
+    }
+
+    /// How each published segment's arena was backed.
+    pub(crate) fn outcomes(&self) -> impl Iterator<Item = &Outcome> {
+        self.arenas().map(Arena::outcome)
+    }
+
+    /// The request every segment is made with.
+    pub(crate) fn request(&self) -> Request {
+        self.request
+    }
+
     /// Pointer to the first byte of slot `idx`, derived from its arena's
     /// allocation. `idx` must be owned by the caller (so it is published).
     #[inline]
@@ -154,7 +185,13 @@ impl Segments {
     pub(crate) fn grow(&self, k: usize, start: u32, len: u32) -> Result<Chain, BuildError> {
         debug_assert!((1..=MAX_GROWN).contains(&k));
         debug_assert_eq!(self.segment_of(start), (k, start));
-        let seg = Box::new(Segment::new(start, len, self.stride, self.align)?);
+        let seg = Box::new(Segment::new(
+            start,
+            len,
+            self.stride,
+            self.align,
+            self.request,
+        )?);
         let chain = seg.chain();
         let old = self.grown[k - 1].swap(Box::into_raw(seg), Release);
         debug_assert!(old.is_null(), "segment {k} published twice");
@@ -202,7 +239,7 @@ mod tests {
     #[test]
     fn segment_lookup_matches_the_doubling_layout() {
         for c in [1u32, 3, 7, 64, 1000] {
-            let s = Segments::new(c, 64, 64).unwrap();
+            let s = Segments::new(c, 64, 64, Request::default()).unwrap();
             let span = if cfg!(miri) { 4 } else { 64 };
             for idx in (0..span * c).chain([u32::MAX - 2]) {
                 let (k, start) = s.segment_of(idx);
@@ -219,7 +256,7 @@ mod tests {
 
     #[test]
     fn grown_slots_point_into_their_own_arena() {
-        let s = Segments::new(2, 128, 64).unwrap();
+        let s = Segments::new(2, 128, 64, Request::default()).unwrap();
         assert!(s.try_link(2).is_none());
         let chain = s.grow(1, 2, 2).unwrap();
         assert_eq!(
