@@ -107,9 +107,21 @@
 //! `examples/tcp_echo.rs` is a tokio echo server that reads every chunk
 //! into a pooled buffer.
 //!
+//! # io_uring (feature `io-uring`, Linux)
+//!
+//! [`uring::Ring`] makes the pool the buffers an io_uring uses: it
+//! registers the pool's arenas as fixed buffers (`READ_FIXED`,
+//! `WRITE_FIXED`), lends pool buffers to the kernel through provided buffer
+//! rings (`recv`, multishot `recv` and `recvmsg` with buffer select), and
+//! sends from a pooled buffer with `sendmsg`. Submitting an operation moves
+//! its [`OwnedBuf`] into the ring, and the completion gives it back, so safe
+//! code cannot touch, release or unregister a buffer while the kernel may
+//! still use it; dropping the ring cancels and waits for everything in
+//! flight. The module docs give the design and the soundness argument.
+//!
 //! # Soundness
 //!
-//! Unsafe code lives in `arena.rs`, `segments.rs`, `handle.rs`, one
+//! Unsafe code lives in `arena.rs`, `segments.rs`, `handle.rs`, `uring/` (with the io-uring feature), one
 //! function of `pool.rs` and one block of `cache.rs`, each with its reason.
 //! The free list, the cache steal handshake and the wait queue are
 //! model-checked with loom, the unit and integration tests run under Miri
@@ -132,6 +144,8 @@ mod pool;
 mod segments;
 mod stats;
 mod sync;
+#[cfg(all(feature = "io-uring", target_os = "linux"))]
+pub mod uring;
 mod wait;
 
 pub use builder::{MAX_ALIGNMENT, MAX_CACHE_SIZE, MAX_CAPACITY, PoolBuilder};
