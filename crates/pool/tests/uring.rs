@@ -261,6 +261,7 @@ fn recvmsg_multishot_reports_source_addresses() {
         assert_eq!(buf.len(), n, "the length is what the kernel wrote");
         let msg = c.msg.unwrap();
         assert!(!msg.truncated);
+        assert_eq!(msg.payload.start, arenapool::uring::RECVMSG_HEADROOM);
         got.push((msg.source.unwrap(), buf[msg.payload].to_vec()));
     }
     got.sort();
@@ -327,6 +328,7 @@ fn running_dry_counts_enobufs_and_recovers() {
         }
     }
     let end = ended.unwrap();
+    assert!(end.ran_dry());
     assert_eq!(
         end.result.unwrap_err().raw_os_error(),
         Some(ENOBUFS),

@@ -125,6 +125,17 @@ const CANCEL_TAG: u64 = u64::MAX;
 /// enough for IPv4 and IPv6.
 const NAME_LEN: u32 = std::mem::size_of::<libc::sockaddr_in6>() as u32;
 
+/// Bytes at the start of each [`Ring::recvmsg_multi`] buffer before the
+/// payload: the kernel's `io_uring_recvmsg_out` header (16 bytes) and room
+/// for an IPv4 or IPv6 source address (28). A pool whose buffers are
+/// `RECVMSG_HEADROOM + n` bytes receives datagrams of up to `n` bytes
+/// without cutting them.
+///
+/// ```
+/// assert_eq!(arenapool::uring::RECVMSG_HEADROOM, 44);
+/// ```
+pub const RECVMSG_HEADROOM: usize = 16 + NAME_LEN as usize;
+
 /// Names an operation in flight; comes back in [`Completion::id`].
 ///
 /// Ids are unique among the operations in flight on one ring, and a
@@ -177,6 +188,17 @@ pub struct Completion {
     /// For [`recvmsg_multi`](Ring::recvmsg_multi) with data: the source
     /// and where the payload is.
     pub msg: Option<RecvMsgInfo>,
+}
+
+impl Completion {
+    /// Whether the operation ended because its provided buffer ring was
+    /// empty (`ENOBUFS`): re-submit it once buffers are back (see
+    /// [`Ring::restock`]).
+    ///
+    /// See [`Ring::recv_multi`]'s example.
+    pub fn ran_dry(&self) -> bool {
+        matches!(&self.result, Err(e) if e.raw_os_error() == Some(libc::ENOBUFS))
+    }
 }
 
 /// Counters of a [`Ring`].
@@ -240,6 +262,62 @@ struct Op {
     /// The buffer the kernel reads or writes (fixed ops and sends).
     buf: Option<OwnedBuf>,
     msg: Box<Msg>,
+}
+
+/// Settings for a [`Ring`]; see [`Ring::builder`].
+#[derive(Debug)]
+pub struct RingBuilder {
+    pool: Arc<Pool>,
+    entries: u32,
+    fixed: bool,
+    single_thread: bool,
+}
+
+impl RingBuilder {
+    /// Submission queue entries (the kernel rounds up to a power of two;
+    /// the completion queue gets twice as many). Default 256.
+    ///
+    /// See [`Ring::builder`].
+    pub fn entries(mut self, entries: u32) -> Self {
+        self.entries = entries;
+        self
+    }
+
+    /// Whether to register the pool's arenas as fixed buffers (for
+    /// [`Ring::read_fixed`] and [`Ring::write_fixed`]; pins the arenas'
+    /// pages). Default `true`.
+    ///
+    /// See [`Ring::builder`].
+    pub fn fixed_buffers(mut self, yes: bool) -> Self {
+        self.fixed = yes;
+        self
+    }
+
+    /// Ask the kernel to run completions only when this thread waits for
+    /// them (`IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN`,
+    /// Linux 6.1; ignored before): fewer interruptions of the thread, for
+    /// a ring that one thread drives. The ring must then stay on the
+    /// thread that built it: from another thread, submitting fails
+    /// (`EEXIST`), and dropping it there cannot wait for the operations in
+    /// flight, so it leaks their buffers and the pool instead (never
+    /// unsound). Default `false`.
+    ///
+    /// See [`Ring::builder`].
+    pub fn single_thread(mut self, yes: bool) -> Self {
+        self.single_thread = yes;
+        self
+    }
+
+    /// Builds the ring.
+    ///
+    /// # Errors
+    ///
+    /// As [`Ring::new`].
+    ///
+    /// See [`Ring::builder`].
+    pub fn build(self) -> Result<Ring, UringError> {
+        Ring::from_builder(self)
+    }
 }
 
 /// A fixed-buffer index and the slots it covers.
@@ -321,9 +399,7 @@ impl Ring {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn new(pool: Arc<Pool>, entries: u32) -> Result<Self, UringError> {
-        let mut ring = Self::without_fixed_buffers(pool, entries)?;
-        ring.register()?;
-        Ok(ring)
+        Self::builder(pool).entries(entries).build()
     }
 
     /// A ring without fixed buffers: for provided buffer rings and sends
@@ -342,7 +418,50 @@ impl Ring {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn without_fixed_buffers(pool: Arc<Pool>, entries: u32) -> Result<Self, UringError> {
-        let ring = IoUring::new(entries).map_err(UringError::Setup)?;
+        Self::builder(pool)
+            .entries(entries)
+            .fixed_buffers(false)
+            .build()
+    }
+
+    /// A builder, for the settings [`new`](Self::new) does not take.
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// let pool = Arc::new(arenapool::Pool::new(2048, 1024)?);
+    /// let ring = arenapool::uring::Ring::builder(pool)
+    ///     .entries(512)
+    ///     .fixed_buffers(false)
+    ///     .single_thread(true)
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn builder(pool: Arc<Pool>) -> RingBuilder {
+        RingBuilder {
+            pool,
+            entries: 256,
+            fixed: true,
+            single_thread: false,
+        }
+    }
+
+    fn from_builder(b: RingBuilder) -> Result<Self, UringError> {
+        let plain = || IoUring::new(b.entries);
+        let ring = if b.single_thread {
+            let tuned = IoUring::builder()
+                .setup_single_issuer()
+                .setup_defer_taskrun()
+                .build(b.entries);
+            match tuned {
+                // Before 6.1 the kernel does not know these flags.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => plain(),
+                other => other,
+            }
+        } else {
+            plain()
+        };
+        let ring = ring.map_err(UringError::Setup)?;
+        let pool = b.pool;
         let sq = ring.params().sq_entries() as usize;
         let mut me = Ring {
             ring,
@@ -357,6 +476,9 @@ impl Ring {
             cancel_again: false,
         };
         me.grow_table(sq);
+        if b.fixed {
+            me.register()?;
+        }
         Ok(me)
     }
 
