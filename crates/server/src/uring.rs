@@ -155,7 +155,16 @@ impl Worker<'_> {
             }
             match self.ring.submit_and_wait_timeout(1, STOP_POLL) {
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // A signal, or completions the kernel holds back until we
+                // reap the full completion queue (EBUSY) or it has memory
+                // (EAGAIN): reap, then try again.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted
+                            | io::ErrorKind::ResourceBusy
+                            | io::ErrorKind::WouldBlock
+                    ) => {}
                 Err(_) => {
                     self.counters.recv_error();
                     break;
