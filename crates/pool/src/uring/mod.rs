@@ -94,6 +94,13 @@
 //! * **Operations from a fixed buffer** are checked to use a slot of this
 //!   ring's pool that lies in a registered segment, so the kernel is never
 //!   pointed outside the slot the table owns.
+//! * **Moving a [`single_thread`](RingBuilder::single_thread) ring** to
+//!   another thread (a `Ring` is `Send`) makes the kernel refuse its
+//!   submissions and its waits; its drop then cannot confirm that the
+//!   operations ended and leaks as above, never frees early.
+//! * **Completions left unread** stay in the kernel (its completion queue
+//!   does not drop entries since Linux 5.5); their buffers stay in the
+//!   table until read or until the drop reaps them.
 
 mod buf_ring;
 mod error;
