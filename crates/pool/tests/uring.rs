@@ -454,3 +454,32 @@ fn provided_rings_check_their_arguments() {
         Err(UringError::GroupExists { group: 9 })
     ));
 }
+
+#[test]
+#[cfg_attr(miri, ignore = "io_uring syscalls")]
+fn zero_on_release_clears_what_the_kernel_wrote() {
+    let pool = Arc::new(
+        Pool::builder()
+            .buffer_size(256)
+            .capacity(1)
+            .zero_on_release(true)
+            .build()
+            .unwrap(),
+    );
+    let Some(mut ring) = ring(&pool, true) else {
+        return;
+    };
+    let tmp = TempFile::new("zero");
+    std::fs::write(&tmp.0, [0xAB; 200]).unwrap();
+    let file = std::fs::File::open(&tmp.0).unwrap();
+    let buf = pool.try_acquire_owned().unwrap();
+    ring.read_fixed(&file, buf, 0).unwrap();
+    let c = one(&mut ring);
+    let mut buf = c.buf.unwrap();
+    assert_eq!(buf.len(), 200);
+    buf.truncate(0); // the handle no longer shows the bytes...
+    drop(buf);
+    // ...but the kernel wrote them, so they are cleared on release.
+    let again = pool.try_acquire_owned().unwrap();
+    assert!(again.as_full().iter().all(|&b| b == 0));
+}
