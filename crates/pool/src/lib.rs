@@ -36,7 +36,9 @@
 //! # Layers
 //!
 //! * **Arena** (`arena.rs`): one zeroed, aligned allocation of
-//!   `capacity x stride` bytes, the only place that calls the allocator.
+//!   `capacity x stride` bytes, the only place that calls the allocator
+//!   for buffers (with feature `io-uring`, `uring/buf_ring.rs` also
+//!   allocates the page-aligned memory of provided buffer rings).
 //!   Slot `i` is at `base + i * stride`; pointers derive from the
 //!   allocation, never from a shared reference.
 //! * **Segments** (`segments.rs`): growth adds arenas that double the
