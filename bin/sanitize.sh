@@ -27,5 +27,8 @@ run() {
     cargo +nightly test -Zbuild-std --target "$host" --target-dir "target/san-$san" "$@"
 }
 run -p arenapool --lib "${tests[@]}"
+# The io_uring tests (they skip where the kernel has no io_uring). The
+# sanitizers do not see the kernel's writes, only ours around them.
+run -p arenapool --features io-uring --test uring
 run -p arenapool-alloc --lib --tests
 echo "sanitizer $san: all tests passed"

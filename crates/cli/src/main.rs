@@ -47,7 +47,8 @@ enum Command {
     Demo(DemoArgs),
     /// Run the packet server until Ctrl-C.
     Serve {
-        /// Where buffers come from: pool or vec.
+        /// Where buffers come from: pool, vec, or uring (pool buffers through
+        /// io_uring: provided buffer ring, multishot recvmsg; Linux).
         #[arg(long, default_value = "pool")]
         mode: Mode,
         /// Address to listen on.

@@ -17,9 +17,10 @@ pub(crate) fn serve(config: ServerConfig, duration: Option<Duration>) -> Result<
         config.mode,
         config.workers,
         config.buffer_size,
-        match config.mode {
-            arenapool_server::Mode::Pool => format!(", pool of {}", config.capacity),
-            arenapool_server::Mode::Vec => String::new(),
+        if config.mode.uses_pool() {
+            format!(", pool of {}", config.capacity)
+        } else {
+            String::new()
         }
     );
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -84,6 +85,9 @@ fn stats_text(s: &ServerStats) -> String {
         ", recv errors {}, send errors {}",
         s.recv_errors, s.send_errors
     );
+    if s.enobufs > 0 {
+        out += &format!(", io_uring ring ran dry {} times", s.enobufs);
+    }
     out
 }
 

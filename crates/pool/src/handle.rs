@@ -204,6 +204,28 @@ impl OwnedBuf {
         &self.pool
     }
 
+    /// The slot's first byte, for the kernel to write into (io_uring).
+    ///
+    /// Derived from the arena allocation, not from a `&[u8]`, so the
+    /// pointer carries the provenance of the whole slot. Marks the whole
+    /// slot dirty first: once the kernel has the pointer, any byte of it
+    /// may have been written, and `zero_on_release` must clear them all.
+    #[cfg(all(feature = "io-uring", target_os = "linux"))]
+    #[inline]
+    pub(crate) fn slot_mut_ptr(&mut self) -> NonNull<u8> {
+        self.slot.dirty = self.slot.cap;
+        self.slot.ptr
+    }
+
+    /// The slot's first byte, for the kernel to read from (io_uring sends
+    /// and writes); derived from the arena allocation like
+    /// [`slot_mut_ptr`](Self::slot_mut_ptr).
+    #[cfg(all(feature = "io-uring", target_os = "linux"))]
+    #[inline]
+    pub(crate) fn slot_ptr(&self) -> NonNull<u8> {
+        self.slot.ptr
+    }
+
     /// Turns the filled part into [`bytes::Bytes`] without copying. Clones
     /// and slices of the `Bytes` share the buffer; it goes back to the pool
     /// when the last of them is dropped.

@@ -37,8 +37,10 @@
 //!
 //! * **Arena** (`arena.rs`): one zeroed, aligned allocation (or anonymous
 //!   mapping) of `capacity x stride` bytes, the only place that calls the
-//!   allocator or `mmap`; `backing.rs` holds the [`Backing`] request and
-//!   the [`BackingReport`] of what it got.
+//!   allocator or `mmap` for buffers (with feature `io-uring`,
+//!   `uring/buf_ring.rs` also allocates the page-aligned memory of provided
+//!   buffer rings); `backing.rs` holds the [`Backing`] request and the
+//!   [`BackingReport`] of what it got.
 //!   Slot `i` is at `base + i * stride`; pointers derive from the
 //!   allocation, never from a shared reference.
 //! * **Segments** (`segments.rs`): growth adds arenas that double the
@@ -135,9 +137,21 @@
 //! `examples/tcp_echo.rs` is a tokio echo server that reads every chunk
 //! into a pooled buffer.
 //!
+//! # io_uring (feature `io-uring`, Linux)
+//!
+//! [`uring::Ring`] makes the pool the buffers an io_uring uses: it
+//! registers the pool's arenas as fixed buffers (`READ_FIXED`,
+//! `WRITE_FIXED`), lends pool buffers to the kernel through provided buffer
+//! rings (`recv`, multishot `recv` and `recvmsg` with buffer select), and
+//! sends from a pooled buffer with `sendmsg`. Submitting an operation moves
+//! its [`OwnedBuf`] into the ring, and the completion gives it back, so safe
+//! code cannot touch, release or unregister a buffer while the kernel may
+//! still use it; dropping the ring cancels and waits for everything in
+//! flight. The module docs give the design and the soundness argument.
+//!
 //! # Soundness
 //!
-//! Unsafe code lives in `arena.rs`, `segments.rs`, `handle.rs`, one
+//! Unsafe code lives in `arena.rs`, `segments.rs`, `handle.rs`, `uring/` (with the io-uring feature), one
 //! function of `pool.rs` and one block of `cache.rs`, each with its reason.
 //! The free list, the cache steal handshake and the wait queue are
 //! model-checked with loom, the unit and integration tests run under Miri
@@ -161,6 +175,8 @@ mod pool;
 mod segments;
 mod stats;
 mod sync;
+#[cfg(all(feature = "io-uring", target_os = "linux"))]
+pub mod uring;
 mod wait;
 
 pub use backing::{Backing, BackingReport, Fallback, Pages, Shortfall, Step};

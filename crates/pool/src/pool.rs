@@ -313,6 +313,12 @@ impl Pool {
         &self.shared
     }
 
+    /// The segment table, for registering the arenas with io_uring.
+    #[cfg(all(feature = "io-uring", target_os = "linux"))]
+    pub(crate) fn segments(&self) -> &Segments {
+        &self.shared.segments
+    }
+
     /// Pointer to slot `idx`, derived from its arena's allocation.
     #[inline]
     pub(crate) fn slot_ptr(&self, idx: u32) -> NonNull<u8> {

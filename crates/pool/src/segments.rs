@@ -197,6 +197,23 @@ impl Segments {
         debug_assert!(old.is_null(), "segment {k} published twice");
         Ok(chain)
     }
+
+    /// Every published segment as `(first slot index, base, bytes)`, with
+    /// `bytes = slots * stride`: the memory io_uring registers (`uring/`).
+    /// A segment published later is not included, so a caller that keeps
+    /// the list must treat slots beyond it as unknown.
+    #[cfg(all(feature = "io-uring", target_os = "linux"))]
+    pub(crate) fn published_regions(&self) -> impl Iterator<Item = (u32, NonNull<u8>, usize)> + '_ {
+        (0..=MAX_GROWN)
+            .filter_map(|k| self.get(k))
+            .map(|seg| (seg.start, seg.arena.base(), seg.links.len() * self.stride))
+    }
+
+    /// Distance in bytes between consecutive slots of a segment.
+    #[cfg(all(feature = "io-uring", target_os = "linux"))]
+    pub(crate) fn stride(&self) -> usize {
+        self.stride
+    }
 }
 
 impl Links for Segments {

@@ -9,6 +9,9 @@
 //!   the pool).
 //! * [`Mode::Vec`]: a fresh `vec![0u8; buffer_size]` per datagram, freed
 //!   after the reply is sent: what a server without a pool does.
+//!
+//! [`Mode::Uring`] takes its buffers from the pool too, but through the
+//! kernel: its workers run on io_uring (`uring.rs`), not on this trait.
 
 use std::fmt;
 use std::ops::Deref;
@@ -25,17 +28,49 @@ pub enum Mode {
     Pool,
     /// One fresh `Vec<u8>` per datagram.
     Vec,
+    /// Pool buffers lent to the kernel through an io_uring provided buffer
+    /// ring, received with multishot `recvmsg` and answered with `sendmsg`
+    /// from the same buffer (Linux; see [`Mode::unavailable`]).
+    Uring,
 }
 
 impl Mode {
-    /// Both modes, pool first.
-    pub const ALL: [Mode; 2] = [Mode::Pool, Mode::Vec];
+    /// Every mode: pool, Vec, io_uring.
+    pub const ALL: [Mode; 3] = [Mode::Pool, Mode::Vec, Mode::Uring];
 
-    /// `pool` or `vec`.
+    /// `pool`, `vec` or `uring`.
     pub fn name(self) -> &'static str {
         match self {
             Mode::Pool => "pool",
             Mode::Vec => "vec",
+            Mode::Uring => "uring",
+        }
+    }
+
+    /// Whether the buffers come from the pool (pool and io_uring modes).
+    pub fn uses_pool(self) -> bool {
+        matches!(self, Mode::Pool | Mode::Uring)
+    }
+
+    /// Why this mode cannot run on this machine, if it cannot: io_uring
+    /// mode needs Linux and a kernel that lets this process use io_uring
+    /// with provided buffer rings (5.19 or later, not disabled by
+    /// `kernel.io_uring_disabled` or seccomp). `None` for the other modes.
+    ///
+    /// ```
+    /// use arenapool_server::Mode;
+    /// assert_eq!(Mode::Pool.unavailable(), None);
+    /// if let Some(why) = Mode::Uring.unavailable() {
+    ///     println!("no io_uring here: {why}");
+    /// }
+    /// ```
+    pub fn unavailable(self) -> Option<String> {
+        match self {
+            Mode::Pool | Mode::Vec => None,
+            #[cfg(target_os = "linux")]
+            Mode::Uring => crate::uring::unavailable(),
+            #[cfg(not(target_os = "linux"))]
+            Mode::Uring => Some("io_uring is Linux only".into()),
         }
     }
 }
@@ -46,9 +81,9 @@ impl fmt::Display for Mode {
     }
 }
 
-/// A mode name that is neither `pool` nor `vec`.
+/// A mode name that is not `pool`, `vec` or `uring`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown mode {0:?}: expected \"pool\" or \"vec\"")]
+#[error("unknown mode {0:?}: expected \"pool\", \"vec\" or \"uring\"")]
 pub struct UnknownMode(pub String);
 
 impl FromStr for Mode {
@@ -63,6 +98,7 @@ impl FromStr for Mode {
         match s {
             "pool" => Ok(Mode::Pool),
             "vec" => Ok(Mode::Vec),
+            "uring" => Ok(Mode::Uring),
             other => Err(UnknownMode(other.to_owned())),
         }
     }

@@ -19,6 +19,7 @@ fn colour(mode: Mode) -> RGBColor {
     match mode {
         Mode::Pool => RGBColor(46, 125, 50),
         Mode::Vec => RGBColor(120, 144, 156),
+        Mode::Uring => RGBColor(21, 101, 192),
     }
 }
 

@@ -27,11 +27,13 @@ pub struct ServerConfig {
     /// Bytes per receive buffer; the largest datagram accepted is one byte
     /// less. Default 2048.
     pub buffer_size: usize,
-    /// Buffers in the pool, shared by all workers (pool mode). Default
-    /// 1024.
+    /// Buffers in the pool, shared by all workers (pool and io_uring
+    /// modes; in io_uring mode each worker lends up to half its share to
+    /// the kernel's provided buffer ring). Default 1024.
     pub capacity: usize,
     /// Most datagrams a worker takes off its socket before answering them;
-    /// it holds that many buffers at once. Default 32.
+    /// it holds that many buffers at once. Default 32. (io_uring mode
+    /// takes whatever completions are ready instead.)
     pub batch: usize,
     /// Datagrams each worker handles before its allocation counting
     /// starts. Default 1000.
@@ -65,7 +67,7 @@ pub enum ConfigError {
     /// `batch` is 0.
     #[error("batch must be at least 1")]
     NoBatch,
-    /// `capacity` is 0 in pool mode.
+    /// `capacity` is 0 in pool or io_uring mode.
     #[error("capacity must be at least 1 buffer")]
     NoCapacity,
     /// `buffer_size` cannot hold a header and one more byte.
@@ -86,7 +88,7 @@ impl ServerConfig {
         if self.batch == 0 {
             return Err(ConfigError::NoBatch);
         }
-        if self.mode == Mode::Pool && self.capacity == 0 {
+        if self.mode.uses_pool() && self.capacity == 0 {
             return Err(ConfigError::NoCapacity);
         }
         if self.buffer_size <= HEADER_LEN {

@@ -5,7 +5,10 @@
 //!   it was received into, with the RFC 1071 checksum of its payload
 //!   computed with SIMD ([`checksum`]). In [`Mode::Pool`] the buffers come
 //!   from an [`arenapool::Pool`]; in [`Mode::Vec`] each datagram gets a
-//!   fresh `Vec<u8>`; the code path is otherwise the same.
+//!   fresh `Vec<u8>`; the code path is otherwise the same. [`Mode::Uring`]
+//!   (Linux) serves from the pool through io_uring instead of tokio: a
+//!   provided buffer ring, multishot `recvmsg`, and the reply sent from
+//!   the buffer it arrived in.
 //! * The load generator ([`load::run`]) keeps a window of requests in
 //!   flight (or sends at a rate), checks every reply, and records round
 //!   trip times in an HDR histogram.
@@ -33,7 +36,7 @@
 //! * `wire.rs`: the datagram format; `checksum/`: RFC 1071, scalar, SSE2
 //!   and AVX2 (the crate's only `unsafe` code);
 //! * `buffers.rs`: pool or `Vec`; `config.rs`, `server.rs`, `stats.rs`:
-//!   the server and its counters; `allocs.rs`: allocations per packet;
+//!   the server and its counters; `uring.rs`: the io_uring worker; `allocs.rs`: allocations per packet;
 //! * `load.rs`: the load generator; `latency.rs`: histogram summaries;
 //! * `case.rs`: one measured run; `rss.rs`: peak memory;
 //!   `report.rs`, `chart.rs`: tables, JSON and SVG.
@@ -52,6 +55,8 @@ pub mod report;
 pub mod rss;
 mod server;
 mod stats;
+#[cfg(target_os = "linux")]
+mod uring;
 pub mod wire;
 
 pub use allocs::{AllocWindow, counting_installed};

@@ -114,6 +114,13 @@ fn rows(runs: &[CaseResult]) -> Vec<(String, Vec<String>)> {
         ));
     }
     rows.push((
+        "uring: ring ran dry (ENOBUFS)".into(),
+        cell(&|r| match r.mode {
+            crate::Mode::Uring => r.server.stats.enobufs.to_string(),
+            _ => "-".into(),
+        }),
+    ));
+    rows.push((
         "recv / send errors".into(),
         cell(&|r| {
             format!(

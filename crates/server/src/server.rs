@@ -23,6 +23,10 @@
 //! when the pool is empty is read into a 64-byte scratch array, discarded
 //! and counted ([`DropReason::PoolExhausted`]); a malformed one is counted
 //! by its reason. Nothing is allocated per datagram in pool mode.
+//!
+//! In io_uring mode ([`Mode::Uring`], Linux) a worker runs no runtime: it
+//! serves its socket through an `arenapool::uring::Ring`, as `uring.rs`
+//! describes; the sockets, counters, stop signal and reports are the same.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
@@ -58,6 +62,10 @@ pub enum ServerError {
         /// `buffer_size` in the settings.
         config: usize,
     },
+    /// The mode needs what this platform does not have (io_uring mode
+    /// off Linux).
+    #[error("{0} mode is not supported on this platform")]
+    Unsupported(Mode),
     /// Binding, configuring a socket or starting a thread failed.
     #[error("{what}: {source}")]
     Io {
@@ -100,7 +108,7 @@ pub struct ServerReport {
     pub per_worker: Vec<ServerStats>,
     /// Heap activity on the worker threads over the steady state.
     pub allocs: AllocWindow,
-    /// The pool's counters (pool mode).
+    /// The pool's counters (pool and io_uring modes).
     pub pool: Option<PoolSummary>,
 }
 
@@ -148,7 +156,9 @@ impl std::fmt::Debug for Server {
 
 impl Server {
     /// Binds the sockets and starts the workers; in pool mode builds a pool
-    /// of `capacity` buffers of `buffer_size` bytes.
+    /// of `capacity` buffers of `buffer_size` bytes (in io_uring mode,
+    /// [`arenapool::uring::RECVMSG_HEADROOM`] bytes more each, for the
+    /// kernel's header and the source address).
     ///
     /// # Errors
     ///
@@ -164,6 +174,17 @@ impl Server {
                     .build()?,
             )),
             Mode::Vec => None,
+            #[cfg(target_os = "linux")]
+            Mode::Uring => Some(Arc::new(
+                Pool::builder()
+                    // The kernel's recvmsg header and the source address
+                    // come first: the payload keeps `buffer_size` bytes.
+                    .buffer_size(config.buffer_size + crate::uring::RECVMSG_HEADROOM)
+                    .capacity(config.capacity)
+                    .build()?,
+            )),
+            #[cfg(not(target_os = "linux"))]
+            Mode::Uring => return Err(ServerError::Unsupported(Mode::Uring)),
         };
         Self::launch(config, pool)
     }
@@ -229,7 +250,7 @@ impl Server {
         for _ in 0..config.workers {
             match ready_rx.recv() {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(io_err("starting a worker's runtime")(e)),
+                Ok(Err(e)) => return Err(io_err("starting a worker's runtime or ring")(e)),
                 Err(_) => {
                     return Err(io_err("starting a worker")(io::Error::other(
                         "a worker thread exited during start-up",
@@ -359,6 +380,18 @@ struct Job {
 
 impl Job {
     fn run(self) -> AllocWindow {
+        #[cfg(target_os = "linux")]
+        if let (Mode::Uring, Some(pool)) = (self.config.mode, &self.pool) {
+            let pool = Arc::clone(pool);
+            return crate::uring::run(
+                self.socket,
+                self.config,
+                pool,
+                &self.stop,
+                &self.counters,
+                self.ready,
+            );
+        }
         let rt = match tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .build()

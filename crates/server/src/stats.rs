@@ -67,6 +67,7 @@ pub(crate) struct Counters {
     dropped: [AtomicU64; DropReason::ALL.len()],
     recv_errors: AtomicU64,
     send_errors: AtomicU64,
+    enobufs: AtomicU64,
 }
 
 impl Counters {
@@ -86,12 +87,18 @@ impl Counters {
         self.send_errors.fetch_add(1, Relaxed);
     }
 
+    #[cfg(target_os = "linux")]
+    pub(crate) fn enobufs(&self) {
+        self.enobufs.fetch_add(1, Relaxed);
+    }
+
     /// A snapshot of these counters.
     pub(crate) fn snapshot(&self) -> ServerStats {
         let mut s = ServerStats {
             replied: self.replied.load(Relaxed),
             recv_errors: self.recv_errors.load(Relaxed),
             send_errors: self.send_errors.load(Relaxed),
+            enobufs: self.enobufs.load(Relaxed),
             ..ServerStats::default()
         };
         for r in DropReason::ALL {
@@ -157,6 +164,13 @@ pub struct ServerStats {
     pub recv_errors: u64,
     /// Replies that could not be sent.
     pub send_errors: u64,
+    /// io_uring mode: times the multishot receive ended because the
+    /// worker's provided buffer ring was empty (`ENOBUFS`); each time the
+    /// receive was re-armed once buffers were back. The datagrams waited
+    /// in the socket meanwhile (or the kernel dropped them if its buffer
+    /// filled, which no counter here sees; the client counts them lost).
+    #[serde(default)]
+    pub enobufs: u64,
 }
 
 impl ServerStats {
@@ -170,6 +184,7 @@ impl ServerStats {
         self.replied += other.replied;
         self.recv_errors += other.recv_errors;
         self.send_errors += other.send_errors;
+        self.enobufs += other.enobufs;
         for r in DropReason::ALL {
             self.drops.set(r, self.drops.get(r) + other.drops.get(r));
         }

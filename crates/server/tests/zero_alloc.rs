@@ -3,7 +3,8 @@
 //! counts its own thread's allocations over its steady state (after a
 //! warm-up), so the load generator in the same process is not counted.
 //!
-//! Vec mode, same load, is the control: one allocation per packet.
+//! io_uring mode must allocate nothing per packet either. Vec mode, same
+//! load, is the control: one allocation per packet.
 
 use std::alloc::System;
 use std::time::Duration;
@@ -39,7 +40,7 @@ fn run(mode: Mode) -> case::CaseResult {
 }
 
 #[test]
-fn pool_mode_allocates_nothing_per_packet_and_vec_mode_once() {
+fn pool_and_uring_modes_allocate_nothing_per_packet_and_vec_mode_once() {
     assert!(arenapool_server::counting_installed());
 
     let pool = run(Mode::Pool);
@@ -52,6 +53,18 @@ fn pool_mode_allocates_nothing_per_packet_and_vec_mode_once() {
     assert_eq!(a.reallocations, 0, "{a:?}");
     assert_eq!(a.deallocations, 0, "{a:?}");
     assert_eq!(a.allocations_per_packet(), Some(0.0));
+
+    if let Some(why) = Mode::Uring.unavailable() {
+        eprintln!("skipping uring mode: {why}");
+    } else {
+        let uring = run(Mode::Uring);
+        let u = uring.server.allocs;
+        assert!(u.counted);
+        assert!(u.packets >= 10_000, "{u:?}");
+        assert_eq!(u.allocations, 0, "uring mode allocated: {u:?}");
+        assert_eq!(u.reallocations, 0, "{u:?}");
+        assert_eq!(u.deallocations, 0, "{u:?}");
+    }
 
     let vec = run(Mode::Vec);
     let v = vec.server.allocs;
