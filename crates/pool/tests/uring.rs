@@ -420,10 +420,16 @@ fn a_closed_descriptor_only_fails_the_operation() {
         return;
     };
     let (tx, rx) = UnixStream::pair().unwrap();
+    // A descriptor number far above the lowest free one: the tests beside
+    // this one open and close descriptors all the time, and the kernel
+    // gives out the lowest free number, so a low number closed here could
+    // name another test's socket by the time the operation runs (which the
+    // module docs allow: it would read that socket into this buffer).
+    let high = rustix::io::fcntl_dupfd_cloexec(&rx, 600).unwrap();
+    drop((rx, tx));
     let buf = pool.try_acquire_owned().unwrap();
-    ring.read_fixed(&rx, buf, 0).unwrap();
-    drop(rx); // closed before the kernel saw the operation
-    drop(tx);
+    ring.read_fixed(&high, buf, 0).unwrap();
+    drop(high); // closed before the kernel saw the operation
     let c = one(&mut ring);
     assert_eq!(c.result.unwrap_err().raw_os_error(), Some(EBADF));
     assert!(c.buf.is_some(), "the buffer comes back");
