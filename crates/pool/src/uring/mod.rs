@@ -103,10 +103,12 @@
 //!   table until read or until the drop reaps them.
 
 mod buf_ring;
+mod builder;
+mod completion;
 mod error;
 
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
@@ -119,6 +121,9 @@ use crate::pool::Pool;
 
 use buf_ring::BufRing;
 pub use buf_ring::BufRingStats;
+pub use builder::RingBuilder;
+use completion::parse_recvmsg;
+pub use completion::{BufGroup, Completion, OpId, RecvMsgInfo};
 pub use error::{Rejected, UringError};
 
 /// Largest registered buffer the kernel accepts.
@@ -142,71 +147,6 @@ const NAME_LEN: u32 = std::mem::size_of::<libc::sockaddr_in6>() as u32;
 /// assert_eq!(arenapool::uring::RECVMSG_HEADROOM, 44);
 /// ```
 pub const RECVMSG_HEADROOM: usize = 16 + NAME_LEN as usize;
-
-/// Names an operation in flight; comes back in [`Completion::id`].
-///
-/// Ids are unique among the operations in flight on one ring, and a
-/// reused table entry gets a new id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct OpId(u64);
-
-/// A provided buffer ring of one [`Ring`]: what
-/// [`Ring::provide_buffers`] returns, to name it in receives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct BufGroup(u16);
-
-impl BufGroup {
-    /// The buffer group id the kernel knows it by.
-    pub fn id(self) -> u16 {
-        self.0
-    }
-}
-
-/// Where a multishot `recvmsg` put the datagram inside its buffer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecvMsgInfo {
-    /// The sender, if it was an IPv4 or IPv6 address.
-    pub source: Option<SocketAddr>,
-    /// The payload's bytes inside [`Completion::buf`] (after the kernel's
-    /// header and the address).
-    pub payload: Range<usize>,
-    /// The datagram was longer than the buffer; the tail was cut.
-    pub truncated: bool,
-}
-
-/// One finished (or, for multishot ops, progressing) operation.
-#[derive(Debug)]
-pub struct Completion {
-    /// The operation, as its submit returned it.
-    pub id: OpId,
-    /// Bytes read or written, or the operation's error (an errno, such as
-    /// `ECANCELED`, `ENOBUFS` or `EBADF`).
-    pub result: io::Result<usize>,
-    /// The buffer: given back by the last completion of a
-    /// [`read_fixed`](Ring::read_fixed), [`write_fixed`](Ring::write_fixed)
-    /// or [`send_to`](Ring::send_to), and the buffer the kernel picked and
-    /// filled for receives with a provided buffer ring. Its length is what
-    /// the kernel wrote (reads and receives) or unchanged (writes, sends).
-    pub buf: Option<OwnedBuf>,
-    /// More completions will come for this operation (multishot); when
-    /// `false` the operation is over and, if it was a receive that should
-    /// go on, has to be submitted again.
-    pub more: bool,
-    /// For [`recvmsg_multi`](Ring::recvmsg_multi) with data: the source
-    /// and where the payload is.
-    pub msg: Option<RecvMsgInfo>,
-}
-
-impl Completion {
-    /// Whether the operation ended because its provided buffer ring was
-    /// empty (`ENOBUFS`): re-submit it once buffers are back (see
-    /// [`Ring::restock`]).
-    ///
-    /// See [`Ring::recv_multi`]'s example.
-    pub fn ran_dry(&self) -> bool {
-        matches!(&self.result, Err(e) if e.raw_os_error() == Some(libc::ENOBUFS))
-    }
-}
 
 /// Counters of a [`Ring`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -269,62 +209,6 @@ struct Op {
     /// The buffer the kernel reads or writes (fixed ops and sends).
     buf: Option<OwnedBuf>,
     msg: Box<Msg>,
-}
-
-/// Settings for a [`Ring`]; see [`Ring::builder`].
-#[derive(Debug)]
-pub struct RingBuilder {
-    pool: Arc<Pool>,
-    entries: u32,
-    fixed: bool,
-    single_thread: bool,
-}
-
-impl RingBuilder {
-    /// Submission queue entries (the kernel rounds up to a power of two;
-    /// the completion queue gets twice as many). Default 256.
-    ///
-    /// See [`Ring::builder`].
-    pub fn entries(mut self, entries: u32) -> Self {
-        self.entries = entries;
-        self
-    }
-
-    /// Whether to register the pool's arenas as fixed buffers (for
-    /// [`Ring::read_fixed`] and [`Ring::write_fixed`]; pins the arenas'
-    /// pages). Default `true`.
-    ///
-    /// See [`Ring::builder`].
-    pub fn fixed_buffers(mut self, yes: bool) -> Self {
-        self.fixed = yes;
-        self
-    }
-
-    /// Ask the kernel to run completions only when this thread waits for
-    /// them (`IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN`,
-    /// Linux 6.1; ignored before): fewer interruptions of the thread, for
-    /// a ring that one thread drives. The ring must then stay on the
-    /// thread that built it: from another thread, submitting fails
-    /// (`EEXIST`), and dropping it there cannot wait for the operations in
-    /// flight, so it leaks their buffers and the pool instead (never
-    /// unsound). Default `false`.
-    ///
-    /// See [`Ring::builder`].
-    pub fn single_thread(mut self, yes: bool) -> Self {
-        self.single_thread = yes;
-        self
-    }
-
-    /// Builds the ring.
-    ///
-    /// # Errors
-    ///
-    /// As [`Ring::new`].
-    ///
-    /// See [`Ring::builder`].
-    pub fn build(self) -> Result<Ring, UringError> {
-        Ring::from_builder(self)
-    }
 }
 
 /// A fixed-buffer index and the slots it covers.
@@ -1268,65 +1152,5 @@ impl Drop for Ring {
         }
         // The fixed buffers are unregistered when `self.ring` closes, right
         // after this; `self.pool` (a field after it) is released later.
-    }
-}
-
-/// Where a multishot `recvmsg` put the datagram in `buf`.
-fn parse_recvmsg(buf: &OwnedBuf, hdr: &libc::msghdr) -> Option<RecvMsgInfo> {
-    let out = types::RecvMsgOut::parse(buf, hdr).ok()?;
-    let payload = out.payload_data();
-    let start = payload.as_ptr().addr() - buf.as_ptr().addr();
-    Some(RecvMsgInfo {
-        source: parse_sockaddr(out.name_data()),
-        payload: start..start + payload.len(),
-        truncated: out.is_payload_truncated(),
-    })
-}
-
-/// A `sockaddr_in` or `sockaddr_in6` in its raw bytes (native-endian
-/// family, network-order port and address).
-fn parse_sockaddr(name: &[u8]) -> Option<SocketAddr> {
-    let family = i32::from(u16::from_ne_bytes(name.get(0..2)?.try_into().ok()?));
-    let port = u16::from_be_bytes(name.get(2..4)?.try_into().ok()?);
-    match family {
-        libc::AF_INET => {
-            let ip: [u8; 4] = name.get(4..8)?.try_into().ok()?;
-            Some(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(ip), port)))
-        }
-        libc::AF_INET6 => {
-            let flow = u32::from_be_bytes(name.get(4..8)?.try_into().ok()?);
-            let ip: [u8; 16] = name.get(8..24)?.try_into().ok()?;
-            let scope = u32::from_ne_bytes(name.get(24..28)?.try_into().ok()?);
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                Ipv6Addr::from(ip),
-                port,
-                flow,
-                scope,
-            )))
-        }
-        _ => None,
-    }
-}
-
-#[cfg(all(test, not(miri)))]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sockaddrs_parse_from_raw_bytes() {
-        let v4: SocketAddr = "192.0.2.7:4242".parse().unwrap();
-        let raw = socket2::SockAddr::from(v4);
-        // SAFETY: `as_ptr` points at `len` initialised bytes of `raw`.
-        let bytes =
-            unsafe { std::slice::from_raw_parts(raw.as_ptr().cast::<u8>(), raw.len() as usize) };
-        assert_eq!(parse_sockaddr(bytes), Some(v4));
-        let v6: SocketAddr = "[2001:db8::1]:9".parse().unwrap();
-        let raw = socket2::SockAddr::from(v6);
-        // SAFETY: as above.
-        let bytes =
-            unsafe { std::slice::from_raw_parts(raw.as_ptr().cast::<u8>(), raw.len() as usize) };
-        assert_eq!(parse_sockaddr(bytes), Some(v6));
-        assert_eq!(parse_sockaddr(&[0; 3]), None);
-        assert_eq!(parse_sockaddr(&[0; 28]), None, "AF_UNSPEC");
     }
 }
