@@ -49,7 +49,8 @@ enum Command {
     Serve {
         /// Where buffers come from: pool, vec, or uring (pool buffers through
         /// io_uring: provided buffer ring, multishot recvmsg; Linux).
-        #[arg(long, default_value = "pool")]
+        /// `--io uring` says the same.
+        #[arg(long, visible_alias = "io", default_value = "pool")]
         mode: Mode,
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:7070")]

@@ -1,6 +1,6 @@
 //! The `arenapool` executable, run as a user would: bad flags are one
 //! line and exit code 2; the quick demo runs both parts and writes the
-//! report; serve and load work against each other.
+//! report; `serve --io uring` starts the io_uring server.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -108,4 +108,25 @@ fn faults_prints_a_row_per_backing() {
         );
     }
     assert!(text.contains("the heap (global allocator)"), "{text}");
+}
+
+#[test]
+fn serve_takes_io_uring_as_its_mode() {
+    let out = arenapool(&[
+        "serve",
+        "--io",
+        "uring",
+        "--bind",
+        "127.0.0.1:0",
+        "--duration",
+        "0.3",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() == Some(1) && err.contains("io_uring") {
+        eprintln!("skipped: this kernel gives no io_uring: {err}");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(text.contains("(uring mode"), "{text}");
 }
