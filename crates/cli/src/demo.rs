@@ -143,8 +143,13 @@ fn part1_text(t: &SeedTable) -> String {
 
 fn part2_text(opts: &DemoOptions, s: &CaseStudy) -> String {
     format!(
-        "Part 2: UDP echo-with-checksum server on loopback: pool (tokio), Vec (tokio) and io_uring modes\n\
+        "Part 2: UDP echo-with-checksum server on loopback, modes: {}\n\
          {} requests of {} payload bytes, window {}, {} server workers, {} client sockets\n\n{}",
+        s.runs
+            .iter()
+            .map(|r| r.mode.name())
+            .collect::<Vec<_>>()
+            .join(", "),
         opts.load.count,
         opts.load.payload,
         opts.load.window,

@@ -59,15 +59,61 @@ fn ring_entries(config: &ServerConfig) -> u32 {
     1 << (usize::BITS - 1 - share.leading_zeros())
 }
 
-/// Why io_uring mode cannot run here, if it cannot: tries a ring with a
-/// provided buffer ring, as a worker does.
+/// Why io_uring mode cannot run here, if it cannot: runs what a worker
+/// does once, with a datagram from another thread arriving while this one
+/// waits in the kernel.
 pub(crate) fn unavailable() -> Option<String> {
-    let pool = match Pool::new(64, 1) {
-        Ok(p) => Arc::new(p),
-        Err(e) => return Some(e.to_string()),
-    };
-    let probe = Ring::without_fixed_buffers(pool, 2).and_then(|mut r| r.provide_buffers(0, 1));
-    probe.err().map(|e| e.to_string())
+    probe().err()
+}
+
+fn probe() -> Result<(), String> {
+    /// Generous: only a machine where the other thread cannot run while
+    /// this one waits in `io_uring_enter` (valgrind serialises threads and
+    /// does not let go during that call) should ever take this long.
+    const PATIENCE: Duration = Duration::from_secs(2);
+    let pool = Arc::new(Pool::new(256, 2).map_err(|e| e.to_string())?);
+    let mut ring = Ring::builder(pool)
+        .entries(4)
+        .fixed_buffers(false)
+        .single_thread(true)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let group = ring.provide_buffers(GROUP, 2).map_err(|e| e.to_string())?;
+    let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("probe socket: {e}"))?;
+    let to = socket
+        .local_addr()
+        .map_err(|e| format!("probe socket: {e}"))?;
+    ring.recvmsg_multi(&socket, group)
+        .map_err(|e| e.to_string())?;
+    ring.submit().map_err(|e| format!("io_uring_enter: {e}"))?;
+    let sender = std::thread::spawn(move || {
+        UdpSocket::bind("127.0.0.1:0").and_then(|s| s.send_to(b"probe", to))
+    });
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let mut got = false;
+    while !got {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match ring.submit_and_wait_timeout(1, left) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("io_uring_enter: {e}")),
+        }
+        while let Some(c) = ring.next_completion() {
+            got |= c.result.is_ok() && c.buf.is_some();
+        }
+    }
+    let sent = sender.join();
+    match sent {
+        Ok(Ok(_)) if got => Ok(()),
+        Ok(Ok(_)) => Err(format!(
+            "a datagram from another thread did not reach a receive waiting in io_uring_enter within {PATIENCE:?} (under valgrind, a thread waiting in io_uring_enter holds up the others)"
+        )),
+        Ok(Err(e)) => Err(format!("probe send: {e}")),
+        Err(_) => Err("the probe's sending thread panicked".into()),
+    }
 }
 
 fn to_io(e: UringError) -> io::Error {

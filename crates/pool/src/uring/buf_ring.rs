@@ -42,6 +42,18 @@ struct Desc {
 const _: () = assert!(size_of::<Desc>() == size_of::<io_uring::types::BufRingEntry>());
 const _: () = assert!(size_of::<Desc>() == 16);
 
+/// The system's page size. (Through libc, not rustix's auxv parser, which
+/// faults under valgrind.) If `sysconf` fails, 4096: a wrong guess only
+/// makes registering the ring fail with an error.
+fn page_size() -> usize {
+    // SAFETY: `sysconf` only reads a system setting; any name is allowed.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(page)
+        .ok()
+        .filter(|p| p.is_power_of_two())
+        .unwrap_or(4096)
+}
+
 /// The ring's memory: zeroed, page-aligned, a whole number of pages.
 ///
 /// Invariant: `ptr` came from `alloc_zeroed(layout)` and stays allocated
@@ -57,7 +69,7 @@ impl RingMem {
         reason = "the kernel needs page-aligned ring memory; this type owns it and frees it in Drop"
     )]
     fn new(entries: u16) -> Result<Self, UringError> {
-        let page = rustix::param::page_size();
+        let page = page_size();
         let bytes = usize::from(entries) * size_of::<Desc>();
         let size = bytes.div_ceil(page).max(1) * page;
         let layout = Layout::from_size_align(size, page.max(align_of::<Desc>()))
