@@ -47,6 +47,10 @@ pub(crate) fn light(asymmetric: bool) {
 /// thread's earlier stores. Returns `false` if the barrier could not be
 /// issued; the caller must then not rely on it.
 pub(crate) fn heavy(asymmetric: bool) -> bool {
+    #[cfg(all(test, not(loom)))]
+    if tests::FAIL_HEAVY.get() {
+        return false;
+    }
     if asymmetric {
         #[cfg(all(target_os = "linux", not(loom), not(miri)))]
         {
@@ -58,4 +62,29 @@ pub(crate) fn heavy(asymmetric: bool) -> bool {
     }
     fence(SeqCst);
     true
+}
+
+#[cfg(all(test, not(loom)))]
+pub(crate) mod tests {
+    use std::cell::Cell;
+
+    std::thread_local! {
+        /// Makes this thread's [`heavy`](super::heavy) barriers fail, as
+        /// they do once a seccomp filter refuses `membarrier`.
+        pub(crate) static FAIL_HEAVY_CELL: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Reads and sets [`FAIL_HEAVY_CELL`].
+    pub(crate) struct FailHeavy;
+
+    impl FailHeavy {
+        pub(crate) fn get(&self) -> bool {
+            FAIL_HEAVY_CELL.with(Cell::get)
+        }
+        pub(crate) fn set(&self, fail: bool) {
+            FAIL_HEAVY_CELL.with(|c| c.set(fail));
+        }
+    }
+
+    pub(crate) static FAIL_HEAVY: FailHeavy = FailHeavy;
 }

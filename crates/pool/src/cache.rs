@@ -64,7 +64,7 @@ use std::sync::Weak;
 use crossbeam_utils::Backoff;
 
 use crate::barrier;
-use crate::pool::{STEALING, Shared};
+use crate::pool::{CACHES_OFF, STEALING, Shared};
 use crate::sync::Ordering::{Acquire, Relaxed, Release};
 use crate::sync::{Arc, AtomicBool, AtomicU32, lock, spin_wait};
 
@@ -138,29 +138,33 @@ impl Cache {
     }
 
     /// Owner: caches `idx`, flushing half the cache first if it is full.
+    /// Returns how many slots went to the shared list (0 unless it
+    /// flushed); waiters are served only once the operation is over.
     #[inline]
-    pub(crate) fn push(&self, shared: &Shared, idx: u32) {
+    pub(crate) fn push(&self, shared: &Shared, idx: u32) -> usize {
         let n = self.len.load(Relaxed);
         if let Some(slot) = self.slots.get(n as usize) {
             slot.store(idx, Relaxed);
             self.len.store(n + 1, Relaxed);
-            return;
+            return 0;
         }
-        self.flush(shared, idx);
+        self.flush(shared, idx)
     }
 
     /// Full: pushes the newest `batch` slots and `idx` to the shared list
     /// with one CAS, keeps the oldest ones.
     #[cold]
-    fn flush(&self, shared: &Shared, idx: u32) {
+    fn flush(&self, shared: &Shared, idx: u32) -> usize {
         let keep = self.slots.len() - batch(self.slots.len());
         let out = self.slots[keep..].iter().map(|s| s.load(Relaxed));
-        shared.put_many(std::iter::once(idx).chain(out));
+        let pushed = shared.push_many(std::iter::once(idx).chain(out));
         self.len.store(keep as u32, Relaxed);
+        pushed
     }
 
     /// Takes every cached slot out. Only with the cache-list lock held and
-    /// the owner known to be outside an operation (or gone).
+    /// the owner known to be outside an operation (or gone), or by the
+    /// owner itself once the caches are off for good.
     fn drain(&self) -> impl Iterator<Item = u32> + '_ {
         let n = self.len.swap(0, Relaxed) as usize;
         self.slots[..n].iter().map(|s| s.load(Relaxed))
@@ -177,41 +181,61 @@ impl Shared {
     /// caller and pushes the rest onto the free list. See the module docs.
     #[cold]
     pub(crate) fn steal(&self) -> Option<u32> {
-        let caches = lock(&self.caches);
-        // A thread that exited just now moved its cache to the free list
-        // under this lock (`retire`): look there first, or that slot would
-        // be in neither place this steal looks.
-        if let Some(idx) = self.take_shared() {
-            return Some(idx);
-        }
-        if caches.is_empty() {
-            return None; // no thread has a cache (new ones need this lock)
-        }
-        self.gate.fetch_or(STEALING, Relaxed);
-        let mut got = None;
-        if barrier::heavy(self.asymmetric) {
-            for cache in caches.iter() {
-                let backoff = Backoff::new();
-                while cache.busy.load(Acquire) {
-                    spin_wait(&backoff);
-                }
-                let mut slots = cache.drain();
-                if got.is_none() {
-                    got = slots.next();
-                }
-                self.put_many(slots);
+        let (got, pushed) = {
+            let caches = lock(&self.caches);
+            // A thread that exited just now moved its cache to the free
+            // list under this lock (`retire`): look there first, or that
+            // slot would be in neither place this steal looks.
+            if let Some(idx) = self.take_shared() {
+                return Some(idx);
             }
-        }
-        self.gate.fetch_and(!STEALING, Release);
-        got
+            // No thread has a cache (new ones need this lock), or the
+            // caches are off for good and their owners give them back.
+            if caches.is_empty() || self.gate.load(Relaxed) & CACHES_OFF != 0 {
+                return None;
+            }
+            self.gate.fetch_or(STEALING, Relaxed);
+            let (mut got, mut pushed) = (None, 0);
+            if barrier::heavy(self.asymmetric) {
+                for cache in caches.iter() {
+                    let backoff = Backoff::new();
+                    while cache.busy.load(Acquire) {
+                        spin_wait(&backoff);
+                    }
+                    let mut slots = cache.drain();
+                    if got.is_none() {
+                        got = slots.next();
+                    }
+                    pushed += self.push_many(slots);
+                }
+            } else {
+                // The barrier failed (a seccomp filter installed after the
+                // pool was built, say): without it this thread cannot tell
+                // whether an owner is inside an operation, so it must not
+                // touch their caches, now or later. Turn the caches off for
+                // good; each owner then empties its own cache the next time
+                // it uses the pool, and every release goes to the shared
+                // list, where waiters see it.
+                self.gate.fetch_or(CACHES_OFF, Release);
+            }
+            self.gate.fetch_and(!STEALING, Release);
+            (got, pushed)
+        };
+        // Waiters are served (their wakers run) with the lock released.
+        got.map(|mine| self.serve_keeping(pushed, mine))
     }
 
     /// A cache whose thread is exiting: its slots go back to the free list
     /// and it leaves the cache list.
     fn retire(&self, cache: &Arc<Cache>) {
-        let mut caches = lock(&self.caches);
-        self.put_many(cache.drain());
-        caches.retain(|c| !Arc::ptr_eq(c, cache));
+        let pushed = {
+            let mut caches = lock(&self.caches);
+            let pushed = self.push_many(cache.drain());
+            caches.retain(|c| !Arc::ptr_eq(c, cache));
+            pushed
+        };
+        // In a thread-local destructor, where a panic would abort.
+        self.serve_quietly(pushed);
     }
 }
 
@@ -335,20 +359,92 @@ pub(crate) fn take(pool: &std::sync::Arc<Shared>) -> Option<u32> {
     .flatten()
 }
 
-/// Release through this thread's cache. `false`: not taken (a steal or a
-/// waiter in progress, or the thread is exiting); the caller uses the
-/// shared list.
+/// With the caches off for good (`CACHES_OFF`), no stealer touches a
+/// cache any more, so each owner hands what its cache holds back itself,
+/// the next time it uses the pool: this is that. Call with no slot taken
+/// for the caller (serving waiters may run a waker that panics).
+#[cold]
+pub(crate) fn disown(pool: &std::sync::Arc<Shared>) {
+    let pushed = with_cache(pool, |cache| pool.push_many(cache.drain())).unwrap_or(0);
+    pool.serve_pushed(pushed);
+}
+
+/// Release through this thread's cache. `None`: not taken (a steal or a
+/// waiter in progress, the caches are off, or the thread is exiting); the
+/// caller uses the shared list. `Some(n)`: cached, and `n` slots were
+/// flushed to the shared list, for the caller to serve waiters with.
 #[inline]
-pub(crate) fn put(pool: &std::sync::Arc<Shared>, idx: u32) -> bool {
+pub(crate) fn put(pool: &std::sync::Arc<Shared>, idx: u32) -> Option<usize> {
     with_cache(pool, |cache| {
         if !cache.enter(pool) {
-            return false;
+            return None;
         }
-        cache.push(pool, idx);
+        let flushed = cache.push(pool, idx);
         cache.leave();
-        true
+        Some(flushed)
     })
-    .unwrap_or(false)
+    .flatten()
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::mpsc;
+
+    use crate::Pool;
+    use crate::barrier::tests::FAIL_HEAVY;
+
+    /// The steal handshake's barrier fails after the pool was built (as it
+    /// does once a seccomp filter refuses `membarrier`): the pool turns the
+    /// caches off for good instead of silently stealing nothing, and the
+    /// buffers an idle thread had cached come back as soon as that thread
+    /// uses the pool again.
+    #[test]
+    fn a_failed_barrier_turns_the_caches_off_and_strands_nothing() {
+        let pool = Pool::builder()
+            .buffer_size(8)
+            .capacity(2)
+            .cache_size(2)
+            .build()
+            .unwrap();
+        std::thread::scope(|s| {
+            // Made in here, so that a failed assertion drops `go` and the
+            // helper thread ends instead of waiting for ever.
+            let (go, wait) = mpsc::channel::<()>();
+            let (done, finished) = mpsc::channel::<()>();
+            let pool = &pool;
+            s.spawn(move || {
+                // Park both buffers in this thread's cache, then idle.
+                let both = (pool.try_acquire().unwrap(), pool.try_acquire().unwrap());
+                drop(both);
+                done.send(()).unwrap();
+                wait.recv().unwrap();
+                // Use the pool once more: this gives the cache back.
+                drop(pool.try_acquire());
+                done.send(()).unwrap();
+                wait.recv().unwrap();
+            });
+            finished.recv().unwrap();
+            assert_eq!(pool.stats().cached, 2);
+
+            FAIL_HEAVY.set(true);
+            // The steal cannot run its barrier: nothing is taken from the
+            // idle thread's cache, and the caches go off.
+            assert!(pool.try_acquire().is_none());
+            FAIL_HEAVY.set(false);
+            assert!(pool.stats().caches_off, "{:?}", pool.stats());
+
+            go.send(()).unwrap();
+            finished.recv().unwrap();
+            let s = pool.stats();
+            assert_eq!(s.cached, 0, "the owner gave its cache back: {s:?}");
+            let all = (pool.try_acquire(), pool.try_acquire());
+            assert!(all.0.is_some() && all.1.is_some(), "{:?}", pool.stats());
+            drop(all);
+            // Releases now go to the shared list.
+            assert_eq!(pool.stats().cached, 0);
+            go.send(()).unwrap();
+        });
+    }
 }
 
 #[cfg(all(test, loom))]

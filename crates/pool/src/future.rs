@@ -6,18 +6,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use event_listener::EventListener;
-
 use crate::handle::{Buf, OwnedBuf};
-use crate::pool::{Pool, Shared, WAITER};
-use crate::sync::Ordering::SeqCst;
-use crate::wait::Tag;
+use crate::pool::{Pool, Shared};
+use crate::wait::{Ticket, Wake};
 
 /// The state of an async acquire, shared by [`Acquire`] and
-/// [`AcquireOwned`]: not yet queued, or queued with its listener.
+/// [`AcquireOwned`]: not yet queued, or queued with its ticket.
 #[derive(Default)]
 struct Waiting {
-    listener: Option<EventListener<Tag>>,
+    ticket: Option<Ticket>,
 }
 
 impl Waiting {
@@ -25,7 +22,7 @@ impl Waiting {
     /// this part is inlined into the futures' `poll`, the rest is not.
     #[inline]
     fn poll(&mut self, shared: &Arc<Shared>, cx: &mut Context<'_>) -> Poll<u32> {
-        if self.listener.is_none()
+        if self.ticket.is_none()
             && let Some(idx) = shared.take_unless_queued(shared)
         {
             return Poll::Ready(idx);
@@ -35,34 +32,30 @@ impl Waiting {
 
     #[inline(never)]
     fn poll_queued(&mut self, shared: &Arc<Shared>, cx: &mut Context<'_>) -> Poll<u32> {
-        loop {
-            let Some(listener) = self.listener.as_mut() else {
-                self.listener = Some(shared.enqueue());
-                if let Some(idx) = shared.take(shared) {
-                    self.cancel(shared);
-                    return Poll::Ready(idx);
-                }
-                continue;
-            };
-            match Pin::new(listener).poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(tag) => {
-                    self.listener = None;
-                    shared.gate.fetch_sub(WAITER, SeqCst);
-                    if let Some(grant) = tag {
-                        return Poll::Ready(grant.into_index());
-                    }
-                }
+        let Some(ticket) = &self.ticket else {
+            // The waker is cloned before the queue is locked.
+            self.ticket = Some(shared.enqueue(Some(Wake::Task(cx.waker().clone()))));
+            if let Some(idx) = shared.take(shared) {
+                self.cancel(shared);
+                return Poll::Ready(idx);
             }
+            return Poll::Pending;
+        };
+        match shared.poll_ticket(ticket, cx.waker()) {
+            Some(idx) => {
+                self.ticket = None; // used up
+                Poll::Ready(idx)
+            }
+            None => Poll::Pending,
         }
     }
 
     /// Leaves the queue if in it (on completion or when the future is
-    /// dropped): a grant received meanwhile goes to the next waiter.
+    /// dropped): a slot granted meanwhile goes to the next waiter.
     #[inline]
     fn cancel(&mut self, shared: &Shared) {
-        if let Some(listener) = self.listener.take() {
-            shared.leave(listener);
+        if let Some(ticket) = self.ticket.take() {
+            shared.leave(ticket);
         }
     }
 }
@@ -72,7 +65,15 @@ impl Waiting {
 ///
 /// Waiters are served in arrival order. Dropping the future at any point is
 /// safe: a buffer that was on its way to it goes to the next waiter (or
-/// back to the pool), and no wake-up is lost.
+/// back to the pool), and no wake-up is lost. A future that is leaked
+/// instead (`mem::forget`) while it waits costs at most the one buffer
+/// handed to it: once it is granted one it no longer counts as a waiter,
+/// so the pool's thread caches and other waiters carry on.
+///
+/// The waker of a waiting task is user code that the pool calls when a
+/// release hands the task a buffer; the pool calls it with no lock held
+/// and its state consistent, so a waker may panic (the panic reaches the
+/// releaser) or use the pool again.
 #[must_use = "futures do nothing unless polled"]
 pub struct Acquire<'pool> {
     pool: &'pool Pool,
@@ -93,8 +94,8 @@ impl Pool {
     /// Returns at once if one is free or the pool may grow; otherwise the
     /// task sleeps until a release hands it a buffer. Waiters are served in
     /// arrival order, and a caller that arrives while others wait queues
-    /// behind them. Works on any executor (the queue is an
-    /// [`event_listener::Event`]); cancellation-safe (see [`Acquire`]).
+    /// behind them. Works on any executor (the queue is the
+    /// pool's own FIFO queue); cancellation-safe (see [`Acquire`]).
     ///
     /// ```
     /// # futures::executor::block_on(async {
@@ -178,7 +179,7 @@ impl Drop for AcquireOwned {
 impl std::fmt::Debug for Acquire<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Acquire")
-            .field("queued", &self.waiting.listener.is_some())
+            .field("queued", &self.waiting.ticket.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -186,7 +187,7 @@ impl std::fmt::Debug for Acquire<'_> {
 impl std::fmt::Debug for AcquireOwned {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AcquireOwned")
-            .field("queued", &self.waiting.listener.is_some())
+            .field("queued", &self.waiting.ticket.is_some())
             .finish_non_exhaustive()
     }
 }

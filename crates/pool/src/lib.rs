@@ -151,12 +151,53 @@
 //!
 //! # Soundness
 //!
-//! Unsafe code lives in `arena.rs`, `segments.rs`, `handle.rs`, `uring/` (with the io-uring feature), one
-//! function of `pool.rs` and one block of `cache.rs`, each with its reason.
-//! The free list, the cache steal handshake and the wait queue are
-//! model-checked with loom, the unit and integration tests run under Miri
-//! with strict provenance, and stress tests check that no buffer ever has
-//! two owners.
+//! Unsafe code lives in `arena.rs`, `segments.rs`, `handle.rs`, `uring/`
+//! (with the io-uring feature), one function of `pool.rs` and one block of
+//! `cache.rs`, each with its reason. The free list, the cache steal
+//! handshake and the wait queue are model-checked with loom, the unit and
+//! integration tests run under Miri with strict provenance, and stress
+//! tests check that no buffer ever has two owners.
+//!
+//! ## User code inside the pool
+//!
+//! The pool runs code it did not write at these points, and each may panic
+//! or call back into the same pool (acquire, release, `stats()`):
+//!
+//! * **A waiter's [`Waker`](std::task::Waker)** (`wait.rs`). It is *called*
+//!   when a slot is handed to a waiting task: by any release (dropping a
+//!   [`Buf`], an [`OwnedBuf`], or the last [`bytes::Bytes`] of a frozen
+//!   buffer), by an acquire that takes slots back from idle threads'
+//!   caches or grows the pool and frees the surplus, by a thread's exit
+//!   (its cache goes back), by a cancelled waiter passing on a slot granted
+//!   to it, and by a [`uring::Ring`] stocking its provided rings or being
+//!   dropped. It is *cloned* when a future is polled and *dropped* when it
+//!   is replaced or its future leaves the queue. None of these happens
+//!   while a lock of the pool is held or an invariant is half-done: the
+//!   hand-off completes under the queue's lock, the waker is taken out and
+//!   called after the lock is released, and growth, stealing and a
+//!   thread's exit push their slots under their locks but serve waiters
+//!   only after releasing them; a full thread cache flushes, ends its
+//!   operation, and only then serves. A waker that panics is caught, the
+//!   remaining waiters are still served, and the panic is resumed at the
+//!   end of the pool call that ran it, with the pool consistent (the
+//!   waiter it belongs to has its slot). When that call already runs
+//!   during a panic (a buffer dropped while unwinding), the waker's panic
+//!   is dropped instead of aborting the process.
+//! * **A future that is never polled again, or leaked** (`mem::forget` of
+//!   an [`Acquire`] or [`AcquireOwned`] at its await point). A waiter stops
+//!   counting as one when a slot is granted to it, not when it collects
+//!   it, so such a future costs at most the one buffer granted to it and
+//!   its queue node: the thread caches, which are off while anyone waits,
+//!   come back on, and later waiters are served.
+//! * **Destructors.** The pool drops no user value: buffers hold bytes.
+//!   [`uring::Ring`]'s drop returns buffers (running wakers) only after
+//!   every operation ended and every provided ring was unregistered, so a
+//!   panic there cannot free memory the kernel may still write.
+//! * **The global allocator.** The pool allocates from it at build and
+//!   growth time (arenas, on the heap backing), when a thread first uses a
+//!   pool (its cache), and when the wait queue grows, sometimes with one of
+//!   its locks held. A `#[global_allocator]` must not itself use the pool
+//!   it serves; `arenapool-alloc`'s allocators do not.
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![deny(unsafe_op_in_unsafe_fn)]

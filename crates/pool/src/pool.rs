@@ -18,11 +18,8 @@
 //! `cache.rs` how releases into thread caches take part.
 
 use std::ptr::{self, NonNull};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
-
-use crossbeam_utils::CachePadded;
-use event_listener::Event;
 
 use crate::backing::BackingReport;
 use crate::builder::{Config, PoolBuilder};
@@ -34,7 +31,8 @@ use crate::segments::Segments;
 use crate::stats::Stats;
 use crate::sync::Ordering::{Acquire, Relaxed, Release};
 use crate::sync::{AtomicU32, AtomicU64, AtomicUsize, Mutex, lock};
-use crate::wait::Tag;
+use crate::wait::{Panic, Queue};
+use crossbeam_utils::CachePadded;
 
 /// A pool of fixed-size byte buffers carved from one arena.
 ///
@@ -72,22 +70,22 @@ pub(crate) struct Shared {
     /// Highest slot index ever taken from the free list, plus one. Written
     /// only when it rises: see [`Stats::high_water`].
     frontier: AtomicU32,
-    /// `WAITER` times the number of callers sleeping (or about to) in a
-    /// blocking acquire, plus `STEALING` while a thread takes the slots out
-    /// of every cache (`cache.rs`). One word, so that the cached hot path
-    /// learns "leave the cache alone" from a single load; read on every
-    /// acquire and release. See the module docs for the protocol.
+    /// `WAITER` times the number of callers waiting (blocking or async)
+    /// and not yet granted a slot, plus `STEALING` while a thread takes the
+    /// slots out of every cache, plus `CACHES_OFF` for good once the cache
+    /// handshake's barrier failed (`cache.rs`). One word, so that the
+    /// cached hot path learns "leave the cache alone" from a single load;
+    /// read on every acquire and release. See the module docs for the
+    /// protocol.
     pub(crate) gate: AtomicUsize,
     /// Whether the cache handshake uses `membarrier` (see `barrier.rs`);
     /// fixed at build time so both sides agree.
     pub(crate) asymmetric: bool,
     /// Slots in all published segments. Written only while growing.
     capacity: AtomicU32,
-    /// The wait queue; its notifications carry the slot handed over
-    /// (`wait.rs`).
-    pub(crate) event: Event<Tag>,
-    /// This allocation, for grants that must find their way back.
-    pub(crate) me: Weak<Shared>,
+    /// The wait queue (`wait.rs`). Its lock is never held while user code
+    /// (a waker) runs.
+    pub(crate) queue: Mutex<Queue>,
     /// Every thread cache of this pool. Its lock also serialises stealing
     /// and the hand-back of a cache when its thread exits.
     pub(crate) caches: Mutex<Vec<crate::sync::Arc<Cache>>>,
@@ -96,8 +94,11 @@ pub(crate) struct Shared {
 }
 /// `Shared::gate` bit: a steal is in progress.
 pub(crate) const STEALING: usize = 1;
-/// `Shared::gate` unit: one blocking waiter.
-pub(crate) const WAITER: usize = 2;
+/// `Shared::gate` bit: the thread caches are off for good, because the
+/// steal handshake's heavy barrier failed (`cache.rs`).
+pub(crate) const CACHES_OFF: usize = 2;
+/// `Shared::gate` unit: one waiter not yet granted a slot.
+pub(crate) const WAITER: usize = 4;
 
 pub(crate) struct SlowPath {
     failed: AtomicU64,
@@ -137,7 +138,7 @@ impl Pool {
         let free = FreeList::new();
         free.push_chain(&segments, segments.first_chain());
         let asymmetric = config.cache_size > 0 && crate::barrier::asymmetric_available();
-        let shared = Arc::new_cyclic(|me| Shared {
+        let shared = Arc::new(Shared {
             free,
             segments,
             config,
@@ -145,8 +146,7 @@ impl Pool {
             gate: AtomicUsize::new(0),
             asymmetric,
             capacity: AtomicU32::new(config.capacity),
-            event: Event::with_tag(),
-            me: me.clone(),
+            queue: Queue::new(),
             caches: Mutex::new(Vec::new()),
             slow: CachePadded::new(SlowPath {
                 failed: AtomicU64::new(0),
@@ -303,6 +303,7 @@ impl Pool {
             waiting: s.gate.load(Relaxed) / WAITER,
             segments: *lock(&s.slow.grow),
             threads,
+            caches_off: s.gate.load(Relaxed) & CACHES_OFF != 0,
         }
     }
 
@@ -352,12 +353,22 @@ impl Shared {
     /// other threads' caches, else a new segment. Counts nothing on failure.
     #[inline]
     pub(crate) fn take(&self, this: &Arc<Shared>) -> Option<u32> {
-        if self.config.cache_size > 0
-            && let Some(idx) = cache::take(this)
-        {
-            return Some(idx);
+        if self.config.cache_size > 0 {
+            if let Some(idx) = cache::take(this) {
+                return Some(idx);
+            }
+            self.disown_if_off(this);
         }
         self.take_uncached()
+    }
+
+    /// With the caches off for good, this thread's cache goes back to the
+    /// shared list (`cache::disown`).
+    #[inline]
+    fn disown_if_off(&self, this: &Arc<Shared>) {
+        if self.gate.load(Relaxed) & CACHES_OFF != 0 {
+            cache::disown(this);
+        }
     }
 
     /// The shared-list part of [`take`](Self::take).
@@ -391,10 +402,18 @@ impl Shared {
     /// the free list.
     #[inline]
     fn put(&self, this: &Arc<Shared>, idx: u32) {
-        if self.config.cache_size > 0 && cache::put(this, idx) {
+        if self.config.cache_size > 0
+            && let Some(flushed) = cache::put(this, idx)
+        {
+            // A full cache flushed a batch; serve waiters now that the
+            // cache operation is over.
+            self.serve_pushed(flushed);
             return;
         }
         self.put_uncached(idx);
+        if self.config.cache_size > 0 {
+            self.disown_if_off(this);
+        }
     }
 
     /// Pushes one slot onto the free list, or hands it straight to the
@@ -402,18 +421,30 @@ impl Shared {
     /// Out of line for the same reason as [`take_uncached`](Self::take_uncached).
     #[inline(never)]
     pub(crate) fn put_uncached(&self, idx: u32) {
-        if self.gate.load(Relaxed) >= WAITER && self.offer(idx).is_ok() {
-            return;
+        if self.gate.load(Relaxed) >= WAITER {
+            return self.hand_over(idx);
         }
         self.free.push(&self.segments, idx);
-        if self.gate.load(Relaxed) >= WAITER {
-            self.serve(1);
+        self.serve_pushed(1);
+    }
+
+    /// A release while someone waits: to the oldest waiter, or (if none is
+    /// left) to the free list, serving anyone who arrived meanwhile.
+    #[cold]
+    fn hand_over(&self, idx: u32) {
+        let mut panic = Panic::default();
+        if let Err(idx) = self.offer(idx, &mut panic) {
+            self.free.push(&self.segments, idx);
+            self.serve(1, &mut panic);
         }
+        panic.resume();
     }
 
     /// Links `slots` into a chain and pushes it with one CAS (nothing if
-    /// `slots` is empty). The caller owns every slot in it.
-    pub(crate) fn put_many(&self, slots: impl Iterator<Item = u32>) {
+    /// `slots` is empty). The caller owns every slot in it. Returns how
+    /// many it pushed; the caller serves waiters with
+    /// [`serve_pushed`](Self::serve_pushed) once it holds no lock.
+    pub(crate) fn push_many(&self, slots: impl Iterator<Item = u32>) -> usize {
         let mut chain: Option<Chain> = None;
         for idx in slots {
             chain = Some(match chain {
@@ -432,17 +463,12 @@ impl Shared {
                 }
             });
         }
-        if let Some(chain) = chain {
-            self.push_chain(chain);
-        }
-    }
-
-    /// Pushes an owned, linked chain with one CAS and hands as many slots
-    /// to waiters, if any wait.
-    fn push_chain(&self, chain: Chain) {
-        self.free.push_chain(&self.segments, chain);
-        if self.gate.load(Relaxed) >= WAITER {
-            self.serve(chain.len as usize);
+        match chain {
+            Some(chain) => {
+                self.free.push_chain(&self.segments, chain);
+                chain.len as usize
+            }
+            None => 0,
         }
     }
 
@@ -489,30 +515,39 @@ impl Shared {
         if self.config.limit == self.config.capacity {
             return None;
         }
-        let mut segments = lock(&self.slow.grow);
-        // Another thread may have grown, or slots come back, meanwhile.
-        if let Some(idx) = self.take_shared() {
-            return Some(idx);
-        }
-        let capacity = self.capacity.load(Relaxed);
-        let room = self.config.limit - capacity;
-        if room == 0 {
-            return None;
-        }
-        let len = capacity.min(room);
-        let chain = self.segments.grow(*segments, capacity, len).ok()?;
-        *segments += 1;
-        self.capacity.store(capacity + len, Release);
-        let mine = chain.first;
-        self.note_taken(mine);
-        if len > 1 {
-            self.push_chain(Chain {
-                first: mine + 1,
-                last: chain.last,
-                len: len - 1,
-            });
-        }
-        Some(mine)
+        let (mine, pushed) = {
+            let mut segments = lock(&self.slow.grow);
+            // Another thread may have grown, or slots come back, meanwhile.
+            if let Some(idx) = self.take_shared() {
+                return Some(idx);
+            }
+            let capacity = self.capacity.load(Relaxed);
+            let room = self.config.limit - capacity;
+            if room == 0 {
+                return None;
+            }
+            let len = capacity.min(room);
+            let chain = self.segments.grow(*segments, capacity, len).ok()?;
+            *segments += 1;
+            self.capacity.store(capacity + len, Release);
+            let mine = chain.first;
+            self.note_taken(mine);
+            // The rest is pushed under the lock, so that the next thread
+            // to take it finds the slots instead of growing again.
+            if len > 1 {
+                self.free.push_chain(
+                    &self.segments,
+                    Chain {
+                        first: mine + 1,
+                        last: chain.last,
+                        len: len - 1,
+                    },
+                );
+            }
+            (mine, len as usize - 1)
+        };
+        // Waiters are served (their wakers run) with the lock released.
+        Some(self.serve_keeping(pushed, mine))
     }
 }
 

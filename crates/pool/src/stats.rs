@@ -38,4 +38,11 @@ pub struct Stats {
     /// Threads that have a cache for this pool now (live threads that used
     /// it since it was built).
     pub threads: usize,
+    /// The thread caches are off for good: the barrier that lets a thread
+    /// take back what idle threads' caches hold failed (Linux's
+    /// `membarrier`, refused by a seccomp filter installed after the pool
+    /// was built, for example). The pool keeps working without caches;
+    /// what a thread had cached goes back the next time that thread uses
+    /// the pool, or when it exits.
+    pub caches_off: bool,
 }

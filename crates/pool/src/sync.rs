@@ -23,8 +23,13 @@ pub(crate) use std::sync::atomic::{
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
 
+#[cfg(loom)]
+pub(crate) use loom::thread;
+#[cfg(not(loom))]
+pub(crate) use std::thread;
+
 #[cfg(all(test, loom))]
-pub(crate) use loom::{model, thread};
+pub(crate) use loom::model;
 
 /// Locks `mutex`, ignoring poisoning: every critical section in this crate
 /// leaves its data consistent at each point where it could panic.

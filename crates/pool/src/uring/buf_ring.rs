@@ -174,11 +174,15 @@ impl BufRing {
     /// Fills every empty bid it can from `pool` and publishes them.
     /// Counts one restock miss if the pool ran out before the ring was
     /// full.
+    ///
+    /// Acquiring may run user code (a waiter's waker, when the acquire
+    /// takes back buffers from thread caches or grows the pool). If that
+    /// panics, the ring stays consistent: every bid is either published
+    /// with its buffer in the table or still waits in `empty`.
     pub(super) fn stock(&mut self, pool: &Arc<Pool>) {
         if self.empty.is_empty() {
             return;
         }
-        let mut added = false;
         while let Some(&bid) = self.empty.last() {
             let Some(buf) = pool.try_acquire_owned() else {
                 self.stats.restock_misses += 1;
@@ -186,9 +190,8 @@ impl BufRing {
             };
             self.empty.pop();
             self.put(bid, buf);
-            added = true;
-        }
-        if added {
+            // One release store per buffer, so that nothing written stays
+            // unpublished if the next acquire unwinds.
             self.publish();
         }
     }
@@ -228,26 +231,18 @@ impl BufRing {
         tail.store(self.tail, Ordering::Release);
     }
 
-    /// The buffer the kernel filled for `bid`, with `len` bytes; refills
-    /// the bid from `pool` (when `restock`) so the ring stays full.
-    /// `None` if the bid is unknown or not in the ring (a kernel bug; the
-    /// caller counts it, nothing panics).
-    pub(super) fn take(
-        &mut self,
-        bid: u16,
-        len: usize,
-        pool: &Arc<Pool>,
-        restock: bool,
-    ) -> Option<OwnedBuf> {
+    /// The buffer the kernel filled for `bid`, with `len` bytes. The bid
+    /// waits for a new buffer ([`stock`](Self::stock), which the caller
+    /// runs once its own state is consistent). `None` if the bid is
+    /// unknown or not in the ring (a kernel bug; the caller counts it,
+    /// nothing panics).
+    pub(super) fn take(&mut self, bid: u16, len: usize) -> Option<OwnedBuf> {
         let mut buf = self.bufs.get_mut(usize::from(bid))?.take()?;
         self.stats.stocked -= 1;
         self.stats.delivered += 1;
         // The kernel wrote at most the descriptor's `len`, the capacity.
         let _ = buf.set_len(len.min(buf.capacity()));
         self.empty.push(bid);
-        if restock {
-            self.stock(pool);
-        }
         Some(buf)
     }
 

@@ -86,6 +86,15 @@
 //!   [`Completion`]) drops the completion's buffer normally: the kernel was
 //!   done with it. A panic elsewhere unwinds through `Ring::drop`, which
 //!   waits as above.
+//! * **A panic that starts inside the ring** (a waiter's waker, run when a
+//!   buffer goes back to the pool or when a provided ring is restocked
+//!   from it) finds the ring consistent: a completion updates the table
+//!   before it restocks, a provided ring is in the table before it is
+//!   first stocked, and `Ring::drop` gives no buffer back until every
+//!   operation ended and every provided ring was unregistered
+//!   (`uring/teardown.rs`). When the drop cannot confirm that the kernel is
+//!   done (it refuses to wait, dropped a completion, or stays silent for
+//!   ten seconds), it leaks and counts it in [`leaked_teardowns`].
 //! * **Dropping the pool** (the user's `Arc<Pool>`) while operations are in
 //!   flight frees nothing: the ring and every buffer hold their own `Arc`.
 //! * **Closing a file descriptor** that an operation uses only makes the
@@ -106,6 +115,7 @@ mod buf_ring;
 mod builder;
 mod completion;
 mod error;
+mod teardown;
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -125,6 +135,7 @@ pub use builder::RingBuilder;
 use completion::parse_recvmsg;
 pub use completion::{BufGroup, Completion, OpId, RecvMsgInfo};
 pub use error::{Rejected, UringError};
+pub use teardown::leaked_teardowns;
 
 /// Largest registered buffer the kernel accepts.
 const MAX_FIXED_BYTES: usize = 1 << 30;
@@ -769,8 +780,13 @@ impl Ring {
         };
         registered.map_err(|source| UringError::RegisterBufRing { group, source })?;
         ring.registered = true;
-        ring.stock(&self.pool);
+        // In the table before it is stocked: stocking may run user code
+        // that panics, and from here on only `Drop` may free the ring
+        // (after unregistering it).
         self.groups.push(ring);
+        if let Some(ring) = self.groups.last_mut() {
+            ring.stock(&self.pool);
+        }
         Ok(BufGroup(group))
     }
 
@@ -1047,10 +1063,11 @@ impl Ring {
                 if res == -libc::ENOBUFS {
                     self.groups[g].note_enobufs();
                 }
+                // Restocked below, once the table is consistent: taking
+                // buffers from the pool may run a waiter's waker.
                 let picked = cqueue::buffer_select(flags).and_then(|bid| {
                     let n = usize::try_from(res).unwrap_or(0);
-                    let restock = !self.draining;
-                    self.groups[g].take(bid, n, &self.pool, restock)
+                    self.groups[g].take(bid, n)
                 });
                 if picked.is_none() && cqueue::buffer_select(flags).is_some() {
                     self.stats.strays += 1;
@@ -1068,89 +1085,20 @@ impl Ring {
             self.free.push(idx as u32);
             self.stats.in_flight -= 1;
         }
-        Some(Completion {
+        let done = Completion {
             id: OpId(user_data),
             result,
             buf,
             more,
             msg,
-        })
-    }
-
-    /// Cancels everything in flight and waits for every completion.
-    /// `Err` if the kernel stopped answering, in which case the caller must
-    /// leak what the kernel may still touch.
-    fn drain(&mut self) -> io::Result<()> {
-        self.draining = true;
-        self.cancel_again = true;
-        while self.stats.in_flight > 0 {
-            if self.cancel_again {
-                self.cancel_again = !self.push_cancels();
-            }
-            match self.ring.submit_and_wait(1) {
-                Ok(_) => {}
-                // Interrupted, or the completion queue is full (emptied
-                // below): try again.
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)
-                    ) => {}
-                Err(e) => return Err(e),
-            }
-            while let Some(c) = self.next_completion() {
-                drop(c);
-            }
+        };
+        // Last, with the table complete: refilling the ring takes buffers
+        // from the pool, which may run user code (a waiter's waker) that
+        // panics. The completion (and its buffer, which the kernel is done
+        // with) is then dropped, and nothing is left half-done.
+        if let (Kind::Select(g) | Kind::SelectMsg(g), false) = (kind, self.draining) {
+            self.groups[g].stock(&self.pool);
         }
-        Ok(())
-    }
-
-    /// Queues cancels for everything in flight: one `ASYNC_CANCEL_ANY`, or
-    /// one per operation where the kernel refused that. `false` if some
-    /// could not be queued (to be tried again).
-    fn push_cancels(&mut self) -> bool {
-        if !self.cancel_any_failed {
-            let any = opcode::AsyncCancel2::new(types::CancelBuilder::any())
-                .build()
-                .user_data(CANCEL_TAG);
-            return self.push(&any).is_ok();
-        }
-        let mut all = true;
-        for i in 0..self.ops.len() {
-            let op = &self.ops[i];
-            if op.live {
-                let id = (u64::from(op.generation) << 32) | i as u64;
-                let entry = opcode::AsyncCancel::new(id).build().user_data(CANCEL_TAG);
-                all &= self.push(&entry).is_ok();
-            }
-        }
-        all
-    }
-}
-
-impl Drop for Ring {
-    fn drop(&mut self) {
-        if self.drain().is_err() {
-            // The kernel may still write some buffers or read some
-            // `msghdr`s: leak them all, and the pool with them.
-            std::mem::forget(Arc::clone(&self.pool));
-            for op in std::mem::take(&mut self.ops) {
-                std::mem::forget(op);
-            }
-            for g in std::mem::take(&mut self.groups) {
-                g.leak();
-            }
-            return;
-        }
-        // Nothing is in flight: no operation can pick a provided buffer.
-        for g in std::mem::take(&mut self.groups) {
-            if self.ring.submitter().unregister_buf_ring(g.group).is_ok() {
-                drop(g); // frees the ring, returns its buffers to the pool
-            } else {
-                g.leak();
-            }
-        }
-        // The fixed buffers are unregistered when `self.ring` closes, right
-        // after this; `self.pool` (a field after it) is released later.
+        Some(done)
     }
 }
