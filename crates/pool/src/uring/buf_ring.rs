@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use crate::handle::OwnedBuf;
 use crate::pool::Pool;
 
-use super::UringError;
+use super::{BufGroup, Ring, UringError};
 
 /// One descriptor, laid out as the kernel's `struct io_uring_buf` (and
 /// `io_uring::types::BufRingEntry`). Written through raw pointers only,
@@ -266,5 +266,108 @@ impl BufRing {
         let BufRing { mem, bufs, .. } = self;
         std::mem::forget(mem);
         std::mem::forget(bufs);
+    }
+}
+
+impl Ring {
+    /// A provided buffer ring of `entries` pool buffers (a power of two up
+    /// to 32768) under buffer group id `group`, for
+    /// [`recv`](Self::recv), [`recv_multi`](Self::recv_multi) and
+    /// [`recvmsg_multi`](Self::recvmsg_multi). Stocked from the pool now
+    /// (as far as it has buffers; see [`BufRingStats::restock_misses`]).
+    /// It lives as long as the ring.
+    ///
+    /// # Errors
+    ///
+    /// [`UringError::BadEntries`], [`UringError::GroupExists`],
+    /// [`UringError::Alloc`], or [`UringError::RegisterBufRing`] (kernels
+    /// before 5.19 have no buffer rings).
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// let pool = Arc::new(arenapool::Pool::new(2048, 64)?);
+    /// let mut ring = arenapool::uring::Ring::without_fixed_buffers(Arc::clone(&pool), 32)?;
+    /// let group = ring.provide_buffers(0, 32)?;
+    /// assert_eq!(ring.buf_ring_stats(group).unwrap().stocked, 32);
+    /// assert_eq!(pool.stats().in_use, 32, "lent to the kernel");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn provide_buffers(&mut self, group: u16, entries: u32) -> Result<BufGroup, UringError> {
+        if self.groups.iter().any(|g| g.group == group) {
+            return Err(UringError::GroupExists { group });
+        }
+        let n = u16::try_from(entries)
+            .ok()
+            .filter(|&n| n > 0 && n.is_power_of_two() && n <= 32768)
+            .ok_or(UringError::BadEntries { entries })?;
+        let mut ring = BufRing::new(group, n)?;
+        // SAFETY: `ring.addr()` is page-aligned memory for `entries`
+        // descriptors, owned by `ring`; it is freed only after
+        // `unregister_buf_ring` succeeded (`Drop`), or leaked.
+        let registered = unsafe {
+            self.ring.submitter().register_buf_ring_with_flags(
+                ring.addr(),
+                ring.entries(),
+                group,
+                0,
+            )
+        };
+        registered.map_err(|source| UringError::RegisterBufRing { group, source })?;
+        ring.registered = true;
+        // In the table before it is stocked: stocking may run user code
+        // that panics, and from here on only `Drop` may free the ring
+        // (after unregistering it).
+        self.groups.push(ring);
+        if let Some(ring) = self.groups.last_mut() {
+            ring.stock(&self.pool);
+        }
+        Ok(BufGroup(group))
+    }
+
+    /// Counters of a provided buffer ring; `None` if `group` is not this
+    /// ring's.
+    ///
+    /// See [`provide_buffers`](Self::provide_buffers).
+    pub fn buf_ring_stats(&self, group: BufGroup) -> Option<BufRingStats> {
+        self.groups
+            .iter()
+            .find(|g| g.group == group.0)
+            .map(BufRing::stats)
+    }
+
+    /// Refills provided buffer rings from the pool (also done on every
+    /// submit and completion); returns whether every ring is full.
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// let pool = Arc::new(arenapool::Pool::new(2048, 4)?);
+    /// let mut ring = arenapool::uring::Ring::without_fixed_buffers(Arc::clone(&pool), 8)?;
+    /// let held = pool.try_acquire_owned().unwrap();
+    /// let group = ring.provide_buffers(1, 4)?; // only 3 buffers free
+    /// assert_eq!(ring.buf_ring_stats(group).unwrap().stocked, 3);
+    /// drop(held);
+    /// assert!(ring.restock());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn restock(&mut self) -> bool {
+        let mut full = true;
+        for g in &mut self.groups {
+            g.stock(&self.pool);
+            full &= !g.needs_stock();
+        }
+        full
+    }
+
+    pub(super) fn restock_if_needed(&mut self) {
+        if !self.draining && self.groups.iter().any(BufRing::needs_stock) {
+            self.restock();
+        }
+    }
+
+    pub(super) fn group_index(&self, group: BufGroup) -> Result<usize, UringError> {
+        self.groups
+            .iter()
+            .position(|g| g.group == group.0)
+            .ok_or(UringError::UnknownGroup { group: group.0 })
     }
 }

@@ -5,13 +5,13 @@
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::ops::Range;
+use std::time::Duration;
 
-use io_uring::types;
+use io_uring::{cqueue, types};
 
 use crate::handle::OwnedBuf;
 
-#[cfg(doc)]
-use super::Ring;
+use super::{CANCEL_TAG, Kind, Ring};
 
 /// Names an operation in flight; comes back in [`Completion::id`].
 ///
@@ -135,5 +135,159 @@ mod tests {
         assert_eq!(parse_sockaddr(bytes), Some(v6));
         assert_eq!(parse_sockaddr(&[0; 3]), None);
         assert_eq!(parse_sockaddr(&[0; 28]), None, "AF_UNSPEC");
+    }
+}
+
+impl Ring {
+    /// Passes the queued operations to the kernel; returns how many.
+    ///
+    /// # Errors
+    ///
+    /// `io_uring_enter`'s error.
+    ///
+    /// See [`Ring`]'s example.
+    pub fn submit(&mut self) -> io::Result<usize> {
+        self.restock_if_needed();
+        self.ring.submit()
+    }
+
+    /// Submits and waits until at least `want` completions are ready.
+    ///
+    /// # Errors
+    ///
+    /// `io_uring_enter`'s error (`EINTR` when a signal interrupts it).
+    ///
+    /// See [`Ring`]'s example.
+    pub fn submit_and_wait(&mut self, want: usize) -> io::Result<usize> {
+        self.restock_if_needed();
+        self.ring.submit_and_wait(want)
+    }
+
+    /// Submits and waits until at least `want` completions are ready or
+    /// `timeout` passes (a timeout is not an error).
+    ///
+    /// # Errors
+    ///
+    /// `io_uring_enter`'s error, other than the timeout.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use std::sync::Arc;
+    /// # let pool = Arc::new(arenapool::Pool::new(2048, 16)?);
+    /// # let mut ring = arenapool::uring::Ring::without_fixed_buffers(Arc::clone(&pool), 32)?;
+    /// ring.submit_and_wait_timeout(1, Duration::from_millis(50))?; // nothing in flight
+    /// assert!(ring.next_completion().is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn submit_and_wait_timeout(&mut self, want: usize, timeout: Duration) -> io::Result<usize> {
+        self.restock_if_needed();
+        let ts = types::Timespec::from(timeout);
+        let args = types::SubmitArgs::new().timespec(&ts);
+        match self.ring.submitter().submit_with_args(want, &args) {
+            Err(e) if e.raw_os_error() == Some(libc::ETIME) => Ok(0),
+            other => other,
+        }
+    }
+
+    /// The next completion, if one is ready (call
+    /// [`submit_and_wait`](Self::submit_and_wait) to wait for one).
+    ///
+    /// See [`Ring`]'s example.
+    pub fn next_completion(&mut self) -> Option<Completion> {
+        loop {
+            let cqe = self.ring.completion().next()?;
+            if let Some(c) = self.complete(&cqe) {
+                self.stats.completions += 1;
+                return Some(c);
+            }
+        }
+    }
+
+    /// The live entry that `user_data` names.
+    pub(super) fn op_of(&self, user_data: u64) -> Option<usize> {
+        let idx = (user_data & u64::from(u32::MAX)) as usize;
+        let generation = (user_data >> 32) as u32;
+        self.ops
+            .get(idx)
+            .filter(|op| op.live && op.generation == generation)
+            .map(|_| idx)
+    }
+
+    /// Turns a completion queue entry into a [`Completion`]; `None` for our
+    /// own cancels and strays.
+    pub(super) fn complete(&mut self, cqe: &cqueue::Entry) -> Option<Completion> {
+        let user_data = cqe.user_data();
+        let res = cqe.result();
+        let flags = cqe.flags();
+        if user_data == CANCEL_TAG {
+            if self.draining && res == -libc::EINVAL && !self.cancel_any_failed {
+                // No `IORING_ASYNC_CANCEL_ANY` (before 5.19): cancel one
+                // by one.
+                self.cancel_any_failed = true;
+                self.cancel_again = true;
+            }
+            return None;
+        }
+        let Some(idx) = self.op_of(user_data) else {
+            self.stats.strays += 1;
+            return None;
+        };
+        let more = cqueue::more(flags);
+        let result = if res < 0 {
+            Err(io::Error::from_raw_os_error(-res))
+        } else {
+            Ok(res as usize)
+        };
+        let kind = self.ops[idx].kind;
+        let mut msg = None;
+        let buf = match kind {
+            Kind::ReadFixed | Kind::Write if more => None,
+            Kind::ReadFixed => self.ops[idx].buf.take().map(|mut b| {
+                let n = usize::try_from(res).unwrap_or(0);
+                let _ = b.set_len((b.len() + n).min(b.capacity()));
+                b
+            }),
+            Kind::Write => self.ops[idx].buf.take(),
+            Kind::Select(g) | Kind::SelectMsg(g) => {
+                if res == -libc::ENOBUFS {
+                    self.groups[g].note_enobufs();
+                }
+                // Restocked below, once the table is consistent: taking
+                // buffers from the pool may run a waiter's waker.
+                let picked = cqueue::buffer_select(flags).and_then(|bid| {
+                    let n = usize::try_from(res).unwrap_or(0);
+                    self.groups[g].take(bid, n)
+                });
+                if picked.is_none() && cqueue::buffer_select(flags).is_some() {
+                    self.stats.strays += 1;
+                }
+                if let (Kind::SelectMsg(_), Some(b), true) = (kind, &picked, res >= 0) {
+                    msg = parse_recvmsg(b, &self.ops[idx].msg.hdr);
+                }
+                picked
+            }
+        };
+        if !more {
+            let op = &mut self.ops[idx];
+            op.live = false;
+            op.generation = op.generation.wrapping_add(1);
+            self.free.push(idx as u32);
+            self.stats.in_flight -= 1;
+        }
+        let done = Completion {
+            id: OpId(user_data),
+            result,
+            buf,
+            more,
+            msg,
+        };
+        // Last, with the table complete: refilling the ring takes buffers
+        // from the pool, which may run user code (a waiter's waker) that
+        // panics. The completion (and its buffer, which the kernel is done
+        // with) is then dropped, and nothing is left half-done.
+        if let (Kind::Select(g) | Kind::SelectMsg(g), false) = (kind, self.draining) {
+            self.groups[g].stock(&self.pool);
+        }
+        Some(done)
     }
 }
