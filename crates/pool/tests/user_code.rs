@@ -28,7 +28,10 @@ fn within(what: &str, f: impl FnOnce() + Send + 'static) {
         f();
         let _ = tx.send(());
     });
-    match rx.recv_timeout(Duration::from_secs(20)) {
+    // Miri runs a thousand times slower, and printing a panic's backtrace
+    // there takes a while.
+    let bound = Duration::from_secs(if cfg!(miri) { 1800 } else { 30 });
+    match rx.recv_timeout(bound) {
         Ok(()) => worker.join().unwrap(),
         // `f` panicked: report its panic.
         Err(mpsc::RecvTimeoutError::Disconnected) => {
