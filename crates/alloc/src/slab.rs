@@ -53,19 +53,21 @@ const fn stamp(generation: u32) -> NonZeroU32 {
     }
 }
 
-/// `insert`'s failure path: a full slab panics, and running out of memory
-/// aborts through [`handle_alloc_error`] (as `Vec::push` does), asked for
-/// `layout`. The value is dropped first, before anything unwinds: its
-/// destructor is user code, and one that panicked while our panic unwinds
-/// would abort the process.
+/// `insert`'s failure path, for a slab of `slots` slots: a full slab
+/// panics, and running out of memory aborts through [`handle_alloc_error`]
+/// (as `Vec::push` does). The value is dropped first, before anything
+/// unwinds: its destructor is user code, and one that panicked while our
+/// panic unwinds would abort the process.
 #[cold]
 #[inline(never)]
-fn insert_failed<T>(e: SlabError<T>, layout: Layout) -> ! {
+fn insert_failed<T>(e: SlabError<T>, slots: usize) -> ! {
     let full = matches!(e, SlabError::Full(_));
     drop(e.into_inner());
     if full {
         panic!("{}", SlabError::Full(()));
     }
+    let layout =
+        Layout::array::<Slot<T>>(slots.saturating_add(1)).unwrap_or(Layout::new::<Slot<T>>());
     handle_alloc_error(layout)
 }
 
@@ -229,11 +231,7 @@ impl<T> Slab<T> {
     pub fn insert(&mut self, value: T) -> Key {
         match self.try_insert(value) {
             Ok(k) => k,
-            Err(e) => {
-                let layout = Layout::array::<Slot<T>>(self.slots.len().saturating_add(1))
-                    .unwrap_or(Layout::new::<Slot<T>>());
-                insert_failed(e, layout)
-            }
+            Err(e) => insert_failed(e, self.slots.len()),
         }
     }
 
