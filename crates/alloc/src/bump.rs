@@ -31,6 +31,7 @@
 //! `Bump` is `Send` but not `Sync`: its bump pointer is a `Cell`. To let
 //! several threads fill one arena, use [`SyncBump`](crate::SyncBump).
 
+mod chunks;
 mod cursor;
 mod drop_list;
 pub(crate) mod sync;
@@ -42,6 +43,7 @@ use std::ptr::NonNull;
 
 use allocator_api2::alloc::{AllocError, Allocator};
 
+pub(crate) use chunks::{alloc_chunk, chunk_size, record_chunk};
 pub(crate) use cursor::{Cursor, array_layout, copy_slice, dangling, fill_slice, write_value};
 use drop_list::DropList;
 
@@ -167,7 +169,9 @@ impl Bump {
         self.limit.get()
     }
 
-    /// Total size of the chunks this arena holds, used or not.
+    /// Total size of the chunks this arena holds, used or not (and of the
+    /// one being allocated, read from inside the global allocator: a chunk
+    /// is counted before it is asked for).
     pub fn allocated_bytes(&self) -> usize {
         self.allocated.get()
     }
@@ -182,6 +186,12 @@ impl Bump {
     /// of that chunk.
     ///
     /// Values placed with [`Bump::alloc`] and friends are not dropped.
+    ///
+    /// If a destructor panics, the other values on the drop list are still
+    /// dropped (each once) and the panic then leaves `reset` with the chunks
+    /// not yet freed or rewound: the arena is as it was, less its drop
+    /// list, and the next `reset` completes. (A second destructor panicking
+    /// during that unwind aborts the process, as for a `Vec`.)
     ///
     /// ```
     /// use arenapool_alloc::Bump;
@@ -401,51 +411,35 @@ impl Bump {
 
     /// Allocates a chunk of at least `need` bytes (`preferred` bytes if
     /// that is larger and fits the limit) and makes it current.
+    ///
+    /// The chunk is counted in `allocated` before the global allocator is
+    /// asked for it, and the chunk list is not borrowed while the global
+    /// allocator runs (see [`record_chunk`]): an allocator that reads or
+    /// allocates from this arena from there finds it consistent, and the
+    /// limit holds.
     fn new_chunk(&self, need: usize, preferred: usize) -> Result<(), BumpError> {
-        let (chunk, size) = take_chunk(need, preferred, self.allocated.get(), self.limit.get())?;
-        let mut chunks = self.chunks.borrow_mut();
-        chunks
-            .try_reserve(1)
-            .map_err(|_| BumpError::OutOfMemory { bytes: size })?;
-        self.cursor.set_chunk(chunk.ptr(), size);
-        chunks.push(chunk);
-        self.allocated.set(self.allocated.get() + size);
-        self.next_chunk.set(size.saturating_mul(2));
-        Ok(())
-    }
-}
-
-/// Allocates a chunk for a request of `need` bytes: `preferred` bytes if
-/// that is larger and fits under `limit`, else just `need`.
-pub(crate) fn take_chunk(
-    need: usize,
-    preferred: usize,
-    allocated: usize,
-    limit: Option<usize>,
-) -> Result<(RawChunk, usize), BumpError> {
-    if need > isize::MAX as usize - (CHUNK_ALIGN - 1) {
-        return Err(BumpError::SizeOverflow);
-    }
-    let need = need.max(1).next_multiple_of(CHUNK_ALIGN);
-    let mut size = preferred.max(need);
-    if let Some(limit) = limit {
-        let room = limit.saturating_sub(allocated);
-        if need > room {
-            return Err(BumpError::LimitExceeded {
-                requested: need,
-                limit,
-                allocated,
-            });
+        let (need, size) = chunk_size(need, preferred, self.allocated.get(), self.limit.get())?;
+        let reserved = self
+            .allocated
+            .get()
+            .checked_add(size)
+            .ok_or(BumpError::OutOfMemory { bytes: size })?;
+        self.allocated.set(reserved);
+        let chunk = alloc_chunk(need, size);
+        // A re-entrant call in between may have moved `allocated`: take back
+        // only what this call reserved and did not get.
+        let got = chunk.as_ref().map_or(0, RawChunk::size);
+        self.allocated.set(self.allocated.get() - (size - got));
+        let chunk = chunk?;
+        let ptr = chunk.ptr();
+        if let Err(chunk) = record_chunk(|| self.chunks.borrow_mut(), chunk) {
+            self.allocated.set(self.allocated.get() - got);
+            drop(chunk);
+            return Err(BumpError::OutOfMemory { bytes: got });
         }
-        size = size.min(room);
-    }
-    // Try the geometric size, then settle for what the request needs.
-    match RawChunk::try_new(size) {
-        Some(c) => Ok((c, size)),
-        None if size > need => RawChunk::try_new(need)
-            .map(|c| (c, need))
-            .ok_or(BumpError::OutOfMemory { bytes: need }),
-        None => Err(BumpError::OutOfMemory { bytes: size }),
+        self.cursor.set_chunk(ptr, got);
+        self.next_chunk.set(got.saturating_mul(2));
+        Ok(())
     }
 }
 

@@ -21,12 +21,16 @@
 //!
 //! This module has no `unsafe` code.
 
+mod iter;
+
+use std::alloc::{Layout, handle_alloc_error};
 use std::fmt;
-use std::iter::{Enumerate, FusedIterator};
 use std::mem;
 use std::num::NonZeroU32;
 
 use crate::error::SlabError;
+
+pub use iter::{Drain, Iter, IterMut};
 
 /// End of the free list.
 const NONE: u32 = u32::MAX;
@@ -49,10 +53,22 @@ const fn stamp(generation: u32) -> NonZeroU32 {
     }
 }
 
+/// `insert`'s failure path, for a slab of `slots` slots: a full slab
+/// panics, and running out of memory aborts through [`handle_alloc_error`]
+/// (as `Vec::push` does). The value is dropped first, before anything
+/// unwinds: its destructor is user code, and one that panicked while our
+/// panic unwinds would abort the process.
 #[cold]
 #[inline(never)]
-fn insert_failed<T>(e: &SlabError<T>) -> ! {
-    panic!("{e}")
+fn insert_failed<T>(e: SlabError<T>, slots: usize) -> ! {
+    let full = matches!(e, SlabError::Full(_));
+    drop(e.into_inner());
+    if full {
+        panic!("{}", SlabError::Full(()));
+    }
+    let layout =
+        Layout::array::<Slot<T>>(slots.saturating_add(1)).unwrap_or(Layout::new::<Slot<T>>());
+    handle_alloc_error(layout)
 }
 
 /// The handle to a value in a [`Slab`]: its slot index and the slot's
@@ -210,12 +226,12 @@ impl<T> Slab<T> {
 
     /// Inserts `value` and returns its key. Panics if the slab is full
     /// (`u32::MAX - 1` slots) and aborts if memory runs out; see
-    /// [`Slab::try_insert`].
+    /// [`Slab::try_insert`]. Either way `value` is dropped first.
     #[inline]
     pub fn insert(&mut self, value: T) -> Key {
         match self.try_insert(value) {
             Ok(k) => k,
-            Err(e) => insert_failed(&e),
+            Err(e) => insert_failed(e, self.slots.len()),
         }
     }
 
@@ -460,117 +476,6 @@ impl<T> Slab<T> {
     }
 }
 
-/// Iterator over `(Key, &T)`; see [`Slab::iter`].
-#[derive(Debug)]
-pub struct Iter<'a, T> {
-    slots: Enumerate<std::slice::Iter<'a, Slot<T>>>,
-    remaining: usize,
-}
-
-impl<'a, T> Iterator for Iter<'a, T> {
-    type Item = (Key, &'a T);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        for (index, slot) in self.slots.by_ref() {
-            if let Slot::Occupied { stamp, value, .. } = slot {
-                self.remaining -= 1;
-                let key = Key {
-                    index: index as u32,
-                    stamp: *stamp,
-                };
-                return Some((key, value));
-            }
-        }
-        None
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.remaining, Some(self.remaining))
-    }
-}
-
-impl<T> ExactSizeIterator for Iter<'_, T> {}
-impl<T> FusedIterator for Iter<'_, T> {}
-
-/// Iterator over `(Key, &mut T)`; see [`Slab::iter_mut`].
-#[derive(Debug)]
-pub struct IterMut<'a, T> {
-    slots: Enumerate<std::slice::IterMut<'a, Slot<T>>>,
-    remaining: usize,
-}
-
-impl<'a, T> Iterator for IterMut<'a, T> {
-    type Item = (Key, &'a mut T);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        for (index, slot) in self.slots.by_ref() {
-            if let Slot::Occupied { stamp, value, .. } = slot {
-                self.remaining -= 1;
-                let key = Key {
-                    index: index as u32,
-                    stamp: *stamp,
-                };
-                return Some((key, value));
-            }
-        }
-        None
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.remaining, Some(self.remaining))
-    }
-}
-
-impl<T> ExactSizeIterator for IterMut<'_, T> {}
-impl<T> FusedIterator for IterMut<'_, T> {}
-
-/// The values of a slab, removed in index order; see [`Slab::drain`].
-pub struct Drain<'a, T> {
-    slab: &'a mut Slab<T>,
-    next: usize,
-    remaining: usize,
-}
-
-impl<T> fmt::Debug for Drain<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Drain")
-            .field("remaining", &self.remaining)
-            .finish()
-    }
-}
-
-impl<T> Iterator for Drain<'_, T> {
-    type Item = T;
-
-    fn next(&mut self) -> Option<T> {
-        while self.next < self.slab.slots.len() {
-            let index = self.next;
-            self.next += 1;
-            if let Slot::Occupied { stamp, .. } = self.slab.slots[index] {
-                self.remaining -= 1;
-                // `vacate` links the slot and counts it out of `len`; the
-                // list is put in index order when the drain ends.
-                return Some(self.slab.vacate(index, stamp.get() - 1));
-            }
-        }
-        None
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.remaining, Some(self.remaining))
-    }
-}
-
-impl<T> ExactSizeIterator for Drain<'_, T> {}
-impl<T> FusedIterator for Drain<'_, T> {}
-
-impl<T> Drop for Drain<'_, T> {
-    fn drop(&mut self) {
-        self.by_ref().for_each(drop);
-        self.slab.relink();
-    }
-}
-
 impl<'a, T> IntoIterator for &'a Slab<T> {
     type Item = (Key, &'a T);
     type IntoIter = Iter<'a, T>;
@@ -626,147 +531,4 @@ impl<T> fmt::Debug for Slot<T> {
 }
 
 #[cfg(all(test, not(loom)))]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stale_keys_find_nothing_after_reuse() {
-        let mut s = Slab::new();
-        let a = s.insert(1);
-        assert_eq!(s.remove(a), Some(1));
-        assert_eq!(s.remove(a), None);
-        let b = s.insert(2);
-        assert_eq!((b.index(), b.generation()), (a.index(), a.generation() + 1));
-        assert_eq!(s.get(a), None);
-        assert_eq!(s.get_mut(a), None);
-        assert!(!s.contains(a));
-        assert_eq!(s.remove(a), None);
-        assert_eq!(s.get(b), Some(&2));
-    }
-
-    #[test]
-    fn exhausted_generation_retires_the_slot() {
-        let mut s = Slab::new();
-        let k = s.insert('x');
-        // Fast-forward the slot to its last generation.
-        let last = Key::new(k.index(), LAST_GENERATION);
-        s.slots[0] = Slot::occupied(last, 'y');
-        s.high = u64::from(LAST_GENERATION) + 1;
-        assert_eq!(s.remove(last), Some('y'));
-        let fresh = s.insert('z');
-        assert_ne!(fresh.index(), 0, "a retired slot is not reused");
-        assert_eq!(s.get(last), None);
-        assert_eq!(s.get(k), None);
-        s.shrink_to_fit();
-        assert_eq!(s.len(), 1);
-        // `clear` cannot start fresh slots above the last generation, so it
-        // drains and the slot stays retired.
-        s.clear();
-        assert!(s.is_empty());
-        assert_ne!(s.insert('w').index(), 0);
-        s.retain(|_, _| false);
-        assert!(s.is_empty());
-    }
-
-    /// Found by `fuzz/fuzz_targets/slab_ops.rs`: a retired trailing slot
-    /// dropped by `shrink_to_fit` let the next insert at its index issue
-    /// the retired key again.
-    #[test]
-    fn shrink_keeps_a_retired_slot_so_its_key_stays_stale() {
-        let mut s = Slab::new();
-        let k = s.insert('x');
-        let last = Key::new(k.index(), LAST_GENERATION);
-        s.slots[0] = Slot::occupied(last, 'y');
-        s.high = u64::from(LAST_GENERATION) + 1;
-        assert_eq!(s.remove(last), Some('y'));
-        s.shrink_to_fit();
-        let fresh = s.insert('z');
-        assert_ne!(fresh, last, "the retired key was issued again");
-        assert_eq!(s.get(last), None, "the retired key reads the new value");
-        assert_eq!(s.get(fresh), Some(&'z'));
-    }
-
-    /// Found by `fuzz/fuzz_targets/slab_ops.rs`: a leaked `Drain` left
-    /// `len` at 0 while values stayed reachable, and removing them then
-    /// underflowed `len`.
-    #[test]
-    fn a_leaked_drain_leaves_the_slab_consistent() {
-        let mut s = Slab::new();
-        let keys: Vec<Key> = (0..4).map(|i| s.insert(i)).collect();
-        let mut d = s.drain();
-        assert_eq!(d.next(), Some(0));
-        mem::forget(d);
-        assert_eq!(s.len(), 3);
-        assert_eq!(s.get(keys[0]), None);
-        assert_eq!(s.iter().count(), 3);
-        for (i, &k) in keys.iter().enumerate().skip(1) {
-            assert_eq!(s.remove(k), Some(i));
-        }
-        assert!(s.is_empty());
-        let k = s.insert(9);
-        assert_eq!(s.get(k), Some(&9));
-        assert!(keys.iter().all(|&old| s.get(old).is_none()));
-    }
-
-    #[test]
-    fn shrink_remembers_generations() {
-        let mut s = Slab::new();
-        let keys: Vec<Key> = (0..4).map(|i| s.insert(i)).collect();
-        for &k in &keys[1..] {
-            s.remove(k);
-        }
-        s.shrink_to_fit();
-        assert_eq!(s.slots.len(), 1);
-        let again: Vec<Key> = (0..3).map(|i| s.insert(10 + i)).collect();
-        for (old, new) in keys[1..].iter().zip(&again) {
-            assert_eq!(old.index(), new.index());
-            assert!(new.generation() > old.generation());
-            assert_eq!(s.get(*old), None);
-        }
-    }
-
-    #[test]
-    fn drain_partially_consumed_drops_the_rest_and_relinks() {
-        let mut s: Slab<String> = (0..5).map(|i| i.to_string()).collect();
-        let k = s.next_key();
-        let mut d = s.drain();
-        assert_eq!(d.len(), 5);
-        assert_eq!(d.next().as_deref(), Some("0"));
-        drop(d);
-        assert!(s.is_empty());
-        assert_eq!(s.iter().count(), 0);
-        let idx: Vec<u32> = (0..6).map(|_| s.insert(String::new()).index()).collect();
-        assert_eq!(idx, [0, 1, 2, 3, 4, 5]);
-        assert_eq!(k.index(), 5);
-    }
-
-    #[test]
-    fn leaked_drain_is_safe() {
-        let mut s: Slab<u8> = (0..3).collect();
-        mem::forget(s.drain());
-        let k = s.insert(9);
-        assert_eq!(s.get(k), Some(&9));
-    }
-
-    #[test]
-    fn iterators_and_debug() {
-        let mut s: Slab<i32> = Slab::default();
-        s.extend([1, 2, 3]);
-        let k = s.iter().nth(1).unwrap().0;
-        s.remove(k);
-        for (_, v) in &mut s {
-            *v *= 10;
-        }
-        let seen: Vec<i32> = (&s).into_iter().map(|(_, v)| *v).collect();
-        assert_eq!(seen, [10, 30]);
-        assert_eq!(s.iter().len(), 2);
-        assert_eq!(format!("{k:?}"), "Key(1v0)");
-        assert_eq!(format!("{s:?}"), "{Key(0v0): 10, Key(2v0): 30}");
-        assert_eq!(Key::from_bits(k.to_bits()), k);
-        let c = s.clone();
-        assert_eq!(c.len(), 2);
-        s.clear();
-        assert!(s.is_empty() && s.capacity() >= 3);
-        assert_eq!(SlabError::Full(5).into_inner(), 5);
-    }
-}
+mod tests;

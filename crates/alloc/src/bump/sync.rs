@@ -8,7 +8,8 @@
 //! * a handle bumps a pointer in a chunk only it uses, with the same
 //!   non-atomic fast path as [`Bump`](crate::Bump);
 //! * when its chunk is full it takes a new one from the `SyncBump` (a mutex,
-//!   once per chunk; chunks grow geometrically per handle);
+//!   once per chunk, never held while the global allocator runs; chunks
+//!   grow geometrically per handle);
 //! * the chunks belong to the `SyncBump`, not the handle, so values live as
 //!   long as the arena: a handle can be dropped (or its thread end) and
 //!   what it allocated is still there, borrowed from the `SyncBump`.
@@ -21,14 +22,14 @@ use std::alloc::Layout;
 use std::cell::Cell;
 use std::fmt;
 use std::ptr::NonNull;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use allocator_api2::alloc::{AllocError, Allocator};
 
 use super::{
-    Cursor, FIRST_CHUNK, array_layout, copy_slice, dangling, fail, fill_slice, resize, take_chunk,
-    write_value,
+    Cursor, FIRST_CHUNK, alloc_chunk, array_layout, chunk_size, copy_slice, dangling, fail,
+    fill_slice, record_chunk, resize, write_value,
 };
 use crate::error::BumpError;
 use crate::raw::{CHUNK_ALIGN, RawChunk};
@@ -115,7 +116,9 @@ impl SyncBump {
         }
     }
 
-    /// Total size of the chunks this arena holds, used or not.
+    /// Total size of the chunks this arena holds, used or not (and of
+    /// those being allocated right now: a chunk is counted before it is
+    /// asked of the global allocator).
     pub fn allocated_bytes(&self) -> usize {
         self.allocated.load(Relaxed)
     }
@@ -150,26 +153,67 @@ impl SyncBump {
 
     /// A chunk for a request of `need` bytes, preferably `preferred` bytes.
     /// Returns its start and size; the arena keeps it.
+    ///
+    /// No lock is held while the global allocator runs (user code: it may
+    /// itself allocate from this arena, or wait for a thread that does):
+    /// the spare chunk is taken under its lock, a new chunk is counted
+    /// against the limit with a compare-and-swap and then allocated with no
+    /// lock held, and [`record_chunk`] grows the chunk list outside its
+    /// lock.
     fn chunk_for(&self, need: usize, preferred: usize) -> Result<(NonNull<u8>, usize), BumpError> {
-        let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
-        let mut chunks = self.chunks.lock().unwrap_or_else(|e| e.into_inner());
-        chunks
-            .try_reserve(1)
-            .map_err(|_| BumpError::OutOfMemory { bytes: need })?;
-        let chunk = match spare.take() {
-            Some(c) if c.size() >= need => c,
-            other => {
-                *spare = other;
-                let (c, size) =
-                    take_chunk(need, preferred, self.allocated.load(Relaxed), self.limit)?;
-                self.allocated.fetch_add(size, Relaxed);
-                c
+        let spare = {
+            let mut spare = lock(&self.spare);
+            match spare.take() {
+                Some(c) if c.size() >= need => Some(c),
+                other => {
+                    *spare = other;
+                    None
+                }
             }
         };
+        let chunk = match spare {
+            Some(c) => c,
+            None => self.new_chunk(need, preferred)?,
+        };
         let found = (chunk.ptr(), chunk.size());
-        chunks.push(chunk);
+        if let Err(chunk) = record_chunk(|| lock(&self.chunks), chunk) {
+            drop(chunk);
+            self.allocated.fetch_sub(found.1, Relaxed);
+            return Err(BumpError::OutOfMemory { bytes: need });
+        }
         Ok(found)
     }
+
+    /// Allocates a new chunk for [`chunk_for`](Self::chunk_for), counted in
+    /// `allocated` before it is allocated so concurrent (or re-entrant)
+    /// requests cannot together pass the limit.
+    fn new_chunk(&self, need: usize, preferred: usize) -> Result<RawChunk, BumpError> {
+        let mut allocated = self.allocated.load(Relaxed);
+        let (need, size) = loop {
+            let (need, size) = chunk_size(need, preferred, allocated, self.limit)?;
+            let total = allocated
+                .checked_add(size)
+                .ok_or(BumpError::OutOfMemory { bytes: size })?;
+            match self
+                .allocated
+                .compare_exchange_weak(allocated, total, Relaxed, Relaxed)
+            {
+                Ok(_) => break (need, size),
+                Err(now) => allocated = now,
+            }
+        };
+        let chunk = alloc_chunk(need, size);
+        let got = chunk.as_ref().map_or(0, RawChunk::size);
+        self.allocated.fetch_sub(size - got, Relaxed);
+        chunk
+    }
+}
+
+/// Locks `m`. No user code, and nothing else that can panic, runs while one
+/// of the arena's locks is held, so none is ever poisoned; were one to be,
+/// its data would still be consistent.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// One thread's way into a [`SyncBump`]: allocation bumps a pointer in a
