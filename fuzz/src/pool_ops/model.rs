@@ -1,7 +1,6 @@
 //! The handles a program holds, the model of the pool, and the check
 //! that runs after every operation.
 
-use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -10,6 +9,7 @@ use std::task::{Context, Poll, Waker};
 use arenapool::{Acquire, AcquireOwned, Buf, OwnedBuf, Pool};
 use bytes::{BufMut as _, Bytes};
 
+use super::MAX_BUFFERS;
 use super::settings::Resolved;
 
 pub(super) enum Handle<'p> {
@@ -95,8 +95,8 @@ pub(super) struct State<'p> {
     /// handed a buffer and are ready to be polled.
     pub(super) waiters: Vec<Waiter<'p>>,
     pub(super) granted: usize,
-    /// Bytes of the free slots that were used (others are zero).
-    pub(super) free_slots: HashMap<u32, Vec<u8>>,
+    /// Bytes of the free slots that were used, by index (others are zero).
+    pub(super) free_slots: Vec<Option<Vec<u8>>>,
     /// Expected `stats()` counters.
     pub(super) capacity: usize,
     pub(super) limit: usize,
@@ -107,8 +107,6 @@ pub(super) struct State<'p> {
     pub(super) most_out: usize,
     /// Rotates which held handle is fully checked after each operation.
     pub(super) tick: usize,
-    /// Threads spawned so far (see [`MAX_THREADS`]).
-    pub(super) threads: usize,
 }
 
 impl<'p> State<'p> {
@@ -116,10 +114,10 @@ impl<'p> State<'p> {
         self.held.len() + self.groups.len() + self.granted
     }
 
-    /// A slot's bytes as it comes out of the pool.
-    pub(super) fn free_bytes(&self, idx: u32) -> Vec<u8> {
-        match self.free_slots.get(&idx) {
-            Some(b) => b.clone(),
+    /// A slot's bytes as it comes out of the pool (it is no longer free).
+    pub(super) fn take_free_bytes(&mut self, idx: u32) -> Vec<u8> {
+        match self.free_slots[idx as usize].take() {
+            Some(b) => b,
             None => vec![0; self.cap],
         }
     }
@@ -160,7 +158,7 @@ impl<'p> State<'p> {
             "buffer {idx} handed out twice"
         );
         assert_eq!(h.len(), 0, "a fresh buffer is empty");
-        let mut slot = self.free_bytes(idx);
+        let mut slot = self.take_free_bytes(idx);
         assert!(
             h.full() == &slot[..],
             "buffer {idx} does not hold the bytes it was released with{}",
@@ -181,11 +179,7 @@ impl<'p> State<'p> {
     /// A slot went back to the pool (from any thread) with these bytes. If
     /// a waiter is queued without a buffer, it is handed this one.
     pub(super) fn released(&mut self, idx: u32, slot: Vec<u8>) {
-        if self.cfg.zero_on_release {
-            self.free_slots.remove(&idx);
-        } else {
-            self.free_slots.insert(idx, slot);
-        }
+        self.free_slots[idx as usize] = (!self.cfg.zero_on_release).then_some(slot);
         if self.granted < self.waiters.len() {
             self.granted += 1;
         }
@@ -236,10 +230,12 @@ impl<'p> State<'p> {
         if self.cfg.cache_size == 0 {
             assert_eq!(s.cached, 0);
         }
-        let mut seen = HashSet::new();
+        let mut seen = [false; MAX_BUFFERS];
         for idx in self.live_indices() {
             assert!((idx as usize) < self.capacity);
-            assert!(seen.insert(idx), "two live handles share buffer {idx}");
+            let seen = &mut seen[idx as usize];
+            assert!(!*seen, "two live handles share buffer {idx}");
+            *seen = true;
         }
         for h in &self.held {
             assert_eq!(h.h.len(), h.len);

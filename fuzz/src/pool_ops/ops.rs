@@ -9,9 +9,8 @@ use bytes::BufMut;
 
 use arenapool::CapacityError;
 
-use super::MAX_THREADS;
 use super::model::{Group, Handle, Held, State, Waiter, pattern};
-use super::thread::on_thread;
+use super::thread::{Worker, on_thread};
 
 #[derive(Arbitrary, Debug)]
 pub enum Op {
@@ -97,23 +96,26 @@ pub enum Op {
         a: u16,
         b: u16,
     },
-    /// Drops a `Bytes`, here or on another thread.
+    /// Drops a `Bytes`, here or on the worker thread (which then exits if
+    /// `exit`).
     DropView {
         g: u8,
         v: u8,
         on_thread: bool,
+        exit: bool,
     },
-    /// Moves a handle to another thread, which checks it, maybe writes to
-    /// it, and drops it there or sends it back.
+    /// Moves a handle to the worker thread, which checks it, maybe writes
+    /// to it, and drops it there or sends it back; then exits if `exit`.
     SendToThread {
         h: u8,
         write: Option<(u16, u8)>,
         back: bool,
+        exit: bool,
     },
 }
 
 impl<'p> State<'p> {
-    pub(super) fn op(&mut self, op: &Op) {
+    pub(super) fn op(&mut self, op: &Op, worker: &mut Worker) {
         let pool = self.pool;
         let cap = self.cap;
         match *op {
@@ -409,9 +411,13 @@ impl<'p> State<'p> {
                     }
                 }
             }
-            Op::DropView { g, v, on_thread } => {
+            Op::DropView {
+                g,
+                v,
+                on_thread,
+                exit,
+            } => {
                 if let Some((g, v)) = self.pick_view(g, v) {
-                    let spawn = on_thread && self.spawn_ok();
                     let group = &mut self.groups[g];
                     let (bytes, a, b) = group.views.swap_remove(v);
                     assert!(
@@ -419,8 +425,11 @@ impl<'p> State<'p> {
                         "Bytes of buffer {}",
                         group.idx
                     );
-                    if spawn {
-                        std::thread::spawn(move || drop(bytes)).join().unwrap();
+                    if on_thread && worker.handoff() {
+                        worker.run(move || drop(bytes));
+                        if exit {
+                            worker.exit();
+                        }
                     } else {
                         drop(bytes);
                     }
@@ -430,38 +439,40 @@ impl<'p> State<'p> {
                     }
                 }
             }
-            Op::SendToThread { h, write, back } => {
+            Op::SendToThread {
+                h,
+                write,
+                back,
+                exit,
+            } => {
                 if let Some(i) = self.pick(h) {
-                    let spawn = self.spawn_ok();
                     let held = self.held.swap_remove(i);
                     let idx = held.h.index();
                     let (slot, len) = (held.slot, held.len);
+                    let there = worker.handoff();
                     let (h, slot, len) = match held.h {
-                        Handle::O(b) if !spawn => {
+                        Handle::O(b) if !there => {
                             let (b, slot, len) = on_thread(b, slot, len, cap, write, back);
                             (b.map(Handle::O), slot, len)
                         }
-                        Handle::B(b) if !spawn => {
+                        Handle::B(b) if !there => {
                             let (b, slot, len) = on_thread(b, slot, len, cap, write, back);
                             (b.map(Handle::B), slot, len)
                         }
                         Handle::O(b) => {
-                            let (b, slot, len) = std::thread::spawn(move || {
-                                on_thread(b, slot, len, cap, write, back)
-                            })
-                            .join()
-                            .unwrap();
+                            let (b, slot, len) =
+                                worker.run(move || on_thread(b, slot, len, cap, write, back));
                             (b.map(Handle::O), slot, len)
                         }
                         Handle::B(b) => {
-                            let (b, slot, len) = std::thread::scope(|s| {
-                                s.spawn(move || on_thread(b, slot, len, cap, write, back))
-                                    .join()
-                                    .unwrap()
-                            });
+                            let (b, slot, len) =
+                                worker.run(move || on_thread(b, slot, len, cap, write, back));
                             (b.map(Handle::B), slot, len)
                         }
                     };
+                    if exit {
+                        worker.exit();
+                    }
                     match h {
                         Some(h) => {
                             assert_eq!(h.index(), idx);
@@ -475,12 +486,6 @@ impl<'p> State<'p> {
                 }
             }
         }
-    }
-
-    /// Whether the next hand-off may spawn a thread.
-    pub(super) fn spawn_ok(&mut self) -> bool {
-        self.threads += 1;
-        self.threads <= MAX_THREADS
     }
 
     pub(super) fn pick_view(&self, g: u8, v: u8) -> Option<(usize, usize)> {
