@@ -7,6 +7,8 @@
 //! libFuzzer, so `cargo test` here replays every committed corpus input and
 //! every recorded crash through the same code (`tests/replay.rs`).
 
+use std::sync::OnceLock;
+
 use arbitrary::{Arbitrary, Unstructured};
 
 pub mod bump_ops;
@@ -21,4 +23,34 @@ pub fn decode<T: for<'a> Arbitrary<'a>>(data: &[u8]) -> Option<T> {
         return None;
     }
     T::arbitrary_take_rest(Unstructured::new(data)).ok()
+}
+
+/// Bytes of the table [`pattern`] takes its slices from.
+const TABLE_LEN: usize = 3 << 13;
+/// Where the slice for seed `s` starts: `s * SEED_STRIDE`.
+const SEED_STRIDE: usize = 61;
+/// The longest pattern there is.
+pub(crate) const MAX_PATTERN: usize = TABLE_LEN - 255 * SEED_STRIDE;
+
+/// `len` bytes (at most [`MAX_PATTERN`]) that depend on `seed` and on their
+/// position, to fill a buffer with: a slice of one table of pseudo-random
+/// bytes, made once (a loop that computed each byte was instrumented, a
+/// comparison traced per byte, and cost more than the checks).
+pub(crate) fn pattern(seed: u8, len: usize) -> &'static [u8] {
+    static TABLE: OnceLock<Vec<u8>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        // xorshift64: no period within the table.
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        (0..TABLE_LEN)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 32) as u8
+            })
+            .collect()
+    });
+    assert!(len <= MAX_PATTERN, "a pattern of {len} bytes");
+    let start = usize::from(seed) * SEED_STRIDE;
+    &table[start..start + len]
 }

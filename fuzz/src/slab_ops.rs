@@ -14,8 +14,6 @@
 //! Every new key must differ from every key issued before (the generation
 //! makes reuse of an index visible), and `next_key` must predict it.
 
-use std::collections::{BTreeMap, HashSet};
-
 use arbitrary::Arbitrary;
 use arenapool_alloc::{Key, Slab};
 
@@ -67,12 +65,94 @@ enum Op {
 #[derive(Default)]
 struct Model {
     /// The bits of every key issued.
-    issued: HashSet<u64>,
+    issued: KeySet,
     /// The same keys in the order they were issued, to pick from.
     order: Vec<u64>,
     /// Live entries by index (at most one per index): generation, value.
     /// A key finds a value iff its index and generation are here.
-    live: BTreeMap<u32, (u32, u64)>,
+    live: Live,
+}
+
+/// A set of key bits: a sorted vector (the model's maps are plain vectors,
+/// not hash or B-tree maps: their code is instrumented along with the
+/// target's, and was most of the time of a run).
+#[derive(Default)]
+struct KeySet(Vec<u64>);
+
+impl KeySet {
+    /// Adds `bits`; `false` if it was there.
+    fn insert(&mut self, bits: u64) -> bool {
+        match self.0.binary_search(&bits) {
+            Ok(_) => false,
+            Err(i) => {
+                self.0.insert(i, bits);
+                true
+            }
+        }
+    }
+
+    fn contains(&self, bits: &u64) -> bool {
+        self.0.binary_search(bits).is_ok()
+    }
+}
+
+/// Live entries by slot index: `(generation, value)`.
+#[derive(Default)]
+struct Live {
+    slots: Vec<Option<(u32, u64)>>,
+    len: usize,
+}
+
+impl Live {
+    fn get(&self, index: &u32) -> Option<&(u32, u64)> {
+        self.slots.get(*index as usize)?.as_ref()
+    }
+
+    fn contains_key(&self, index: &u32) -> bool {
+        self.get(index).is_some()
+    }
+
+    fn insert(&mut self, index: u32, entry: (u32, u64)) {
+        let i = index as usize;
+        if i >= self.slots.len() {
+            self.slots.resize(i + 1, None);
+        }
+        if self.slots[i].replace(entry).is_none() {
+            self.len += 1;
+        }
+    }
+
+    fn remove(&mut self, index: &u32) {
+        if let Some(slot) = self.slots.get_mut(*index as usize)
+            && slot.take().is_some()
+        {
+            self.len -= 1;
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn clear(&mut self) {
+        self.slots.clear();
+        self.len = 0;
+    }
+
+    /// The entries in index order.
+    fn iter(&self) -> impl Iterator<Item = (u32, (u32, u64))> + '_ {
+        (0u32..)
+            .zip(&self.slots)
+            .filter_map(|(i, e)| e.map(|e| (i, e)))
+    }
+
+    fn values(&self) -> impl Iterator<Item = &(u32, u64)> + '_ {
+        self.slots.iter().flatten()
+    }
 }
 
 impl Model {
@@ -146,11 +226,15 @@ fn check(slab: &Slab<u64>, model: &Model) {
     assert_eq!(slab.len(), model.live.len(), "len");
     assert_eq!(slab.is_empty(), model.live.is_empty(), "is_empty");
     assert!(slab.capacity() >= slab.len(), "capacity below len");
-    let it = slab.iter();
+    let mut it = slab.iter();
     assert_eq!(it.size_hint(), (model.live.len(), Some(model.live.len())));
-    let got: Vec<((u32, u32), u64)> = it.map(|(k, v)| ((k.index(), k.generation()), *v)).collect();
-    let want: Vec<((u32, u32), u64)> = model.live.iter().map(|(&i, &(g, v))| ((i, g), v)).collect();
-    assert_eq!(got, want, "iter: keys and values in index order");
+    // Keys and values in index order, compared as they come.
+    for (n, (i, (g, v))) in model.live.iter().enumerate() {
+        let got = it.next().map(|(k, v)| ((k.index(), k.generation()), *v));
+        assert_eq!(got, Some(((i, g), v)), "iter: entry {n} in index order");
+    }
+    let extra = it.next().map(|(k, v)| (k, *v));
+    assert_eq!(extra, None, "iter: more entries than live ones");
 }
 
 fn insert(slab: &mut Slab<u64>, model: &mut Model, value: u64, try_: bool) {
@@ -238,7 +322,7 @@ pub fn run(input: Input) {
                     seen.push((k.index(), k.generation()));
                     *v % d != 0
                 });
-                let want: Vec<(u32, u32)> = model.live.iter().map(|(&i, &(g, _))| (i, g)).collect();
+                let want: Vec<(u32, u32)> = model.live.iter().map(|(i, (g, _))| (i, g)).collect();
                 assert_eq!(
                     seen, want,
                     "retain visits every live key once, in index order"
@@ -247,7 +331,7 @@ pub fn run(input: Input) {
                     .live
                     .iter()
                     .filter(|(_, (_, v))| *v % d == 0)
-                    .map(|(&i, &(g, _))| Key::from_bits(u64::from(g) << 32 | u64::from(i)))
+                    .map(|(i, (g, _))| Key::from_bits(u64::from(g) << 32 | u64::from(i)))
                     .collect();
                 for key in doomed {
                     model.kill(key);

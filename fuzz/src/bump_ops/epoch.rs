@@ -34,6 +34,8 @@ pub(super) struct Epoch<'b> {
     pub(super) ceiling: Option<usize>,
     /// `allocated_bytes` never shrinks within an epoch.
     pub(super) last_allocated: usize,
+    /// Scratch space of `check`: the live spans, kept between checks.
+    pub(super) spans: Vec<(usize, usize, &'static str)>,
 }
 
 impl<'b> Epoch<'b> {
@@ -70,7 +72,8 @@ impl<'b> Epoch<'b> {
             );
         }
         // Every block holds its bytes.
-        let mut spans: Vec<(usize, usize, &'static str)> = Vec::new();
+        let mut spans = std::mem::take(&mut self.spans);
+        spans.clear();
         for (i, b) in self.blocks.iter().enumerate() {
             // SAFETY: the block is live (allocated this epoch, not freed)
             // and `want.len()` bytes long.
@@ -117,5 +120,6 @@ impl<'b> Epoch<'b> {
                 "{ak} at {a:#x}+{alen} overlaps {bk} at {b:#x}"
             );
         }
+        self.spans = spans;
     }
 }

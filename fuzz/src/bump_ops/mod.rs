@@ -69,12 +69,6 @@ impl Drop for Tracked {
     }
 }
 
-fn pattern(seed: u8, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| seed.wrapping_add((i as u8).wrapping_mul(31)) ^ (i >> 8) as u8)
-        .collect()
-}
-
 fn align_from(a: u8) -> usize {
     1 << (a % 13)
 }
@@ -138,6 +132,7 @@ pub fn run(input: Input) {
                 tracked: Vec::new(),
                 ceiling,
                 last_allocated: bump.allocated_bytes(),
+                spans: Vec::new(),
             };
             while next < ops.len() && !matches!(ops[next], Op::Reset) {
                 epoch.op(&ops[next], &log);

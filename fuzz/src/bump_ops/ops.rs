@@ -9,7 +9,8 @@ use allocator_api2::vec::Vec as AVec;
 use arbitrary::Arbitrary;
 
 use super::epoch::{ArenaVec, Block, Epoch};
-use super::{Elem, MAX_SIZE, Tracked, align_from, expect_ok, limit_of, pattern};
+use super::{Elem, MAX_SIZE, Tracked, align_from, expect_ok, limit_of};
+use crate::pattern;
 
 #[derive(Arbitrary, Debug)]
 pub(super) enum Op {
@@ -125,7 +126,7 @@ impl Epoch<'_> {
                     let want = pattern(seed, size);
                     // SAFETY: fresh block of `size` bytes.
                     unsafe { std::ptr::copy_nonoverlapping(want.as_ptr(), p.as_ptr(), size) };
-                    self.push(p, align, want, false);
+                    self.push(p, align, want.to_vec(), false);
                 }
             }
             Op::Value { kind, seed, try_ } => {
@@ -149,7 +150,7 @@ impl Epoch<'_> {
                         };
                         if let Some(r) = r {
                             let p = NonNull::from(r).cast::<u8>();
-                            self.push(p, align, want, false);
+                            self.push(p, align, want.to_vec(), false);
                         }
                     }};
                 }
@@ -174,14 +175,14 @@ impl Epoch<'_> {
             Op::SliceCopyU8 { len, seed, try_ } => {
                 let src = pattern(seed, usize::from(len) % (MAX_SIZE + 1));
                 let r = if self.use_try(try_) {
-                    expect_ok(bump, bump.try_alloc_slice_copy(&src), before)
+                    expect_ok(bump, bump.try_alloc_slice_copy(src), before)
                 } else {
-                    Some(bump.alloc_slice_copy(&src))
+                    Some(bump.alloc_slice_copy(src))
                 };
                 if let Some(r) = r {
-                    assert_eq!(&r[..], &src[..]);
+                    assert_eq!(&r[..], src);
                     let p = NonNull::from(r).cast::<u8>();
-                    self.push(p, 1, src, false);
+                    self.push(p, 1, src.to_vec(), false);
                 }
             }
             Op::SliceCopyU64 { len, seed, try_ } => {
@@ -274,7 +275,8 @@ impl Epoch<'_> {
                 if !self.blocks.is_empty() {
                     let i = usize::from(block) % self.blocks.len();
                     let b = &mut self.blocks[i];
-                    b.want = pattern(seed, b.want.len());
+                    let n = b.want.len();
+                    b.want.copy_from_slice(pattern(seed, n));
                     // SAFETY: live block of `want.len()` bytes.
                     unsafe {
                         std::ptr::copy_nonoverlapping(b.want.as_ptr(), b.ptr.as_ptr(), b.want.len())
@@ -322,9 +324,9 @@ impl Epoch<'_> {
                             if v.try_reserve(n).is_ok() {
                                 let data = pattern(seed, n);
                                 let cap = v.capacity();
-                                v.extend_from_slice(&data);
+                                v.extend_from_slice(data);
                                 assert_eq!(v.capacity(), cap, "grew past its reservation");
-                                want.extend_from_slice(&data);
+                                want.extend_from_slice(data);
                             } else {
                                 assert!(!no_limit, "try_reserve failed without a limit");
                             }
@@ -392,7 +394,7 @@ impl Epoch<'_> {
                         let want = pattern(seed, size);
                         // SAFETY: fresh block of `size` bytes.
                         unsafe { std::ptr::copy_nonoverlapping(want.as_ptr(), p.as_ptr(), size) };
-                        self.push(p, align, want, true);
+                        self.push(p, align, want.to_vec(), true);
                     }
                     Err(_) => {
                         assert!(
@@ -436,7 +438,7 @@ impl Epoch<'_> {
                                     tail.len(),
                                 )
                             };
-                            b.want.extend_from_slice(&tail);
+                            b.want.extend_from_slice(tail);
                             self.push(p, new.align(), b.want, true);
                         }
                         Err(_) => {

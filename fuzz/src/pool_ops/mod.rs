@@ -207,4 +207,5 @@ pub fn run(input: Input) {
     st.failed += 1;
     st.check();
     assert_eq!(pool.stats().capacity, limit);
+    st.recycle_slots();
 }

@@ -1,6 +1,7 @@
 //! The handles a program holds, the model of the pool, and the check
 //! that runs after every operation.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -9,8 +10,9 @@ use std::task::{Context, Poll, Waker};
 use arenapool::{Acquire, AcquireOwned, Buf, OwnedBuf, Pool};
 use bytes::{BufMut as _, Bytes};
 
-use super::MAX_BUFFERS;
 use super::settings::Resolved;
+use super::{MAX_BUFFER_SIZE, MAX_BUFFERS};
+use crate::pattern;
 
 pub(super) enum Handle<'p> {
     B(Buf<'p>),
@@ -30,6 +32,34 @@ impl Handle<'_> {
     pub(super) fn filled(&self) -> &[u8] {
         with!(self, b => &b[..])
     }
+}
+
+thread_local! {
+    /// The model's slot buffers of earlier runs, for later runs. A fresh
+    /// one costs a `calloc`, 4 KiB of `memset` and page faults (the
+    /// AddressSanitizer quarantine does not hand back recently freed
+    /// memory), and a run made up to 64 of them, more than the rest of a
+    /// short run cost.
+    static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A slot's worth of zero bytes, for the model of a slot never written.
+fn zeroed_slot(len: usize) -> Vec<u8> {
+    let mut v = SPARE
+        .with_borrow_mut(Vec::pop)
+        .unwrap_or_else(|| Vec::with_capacity(MAX_BUFFER_SIZE));
+    v.clear();
+    v.resize(len, 0);
+    v
+}
+
+/// Keeps a slot buffer for a later run.
+fn recycle(slot: Vec<u8>) {
+    SPARE.with_borrow_mut(|spare| {
+        if slot.capacity() >= MAX_BUFFER_SIZE && spare.len() < 2 * MAX_BUFFERS {
+            spare.push(slot);
+        }
+    });
 }
 
 /// A held handle and what the model says it holds.
@@ -78,12 +108,6 @@ impl<'p> Waiter<'p> {
     }
 }
 
-pub(super) fn pattern(seed: u8, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| seed.wrapping_add((i as u8).wrapping_mul(97)) ^ (i >> 8) as u8)
-        .collect()
-}
-
 pub(super) struct State<'p> {
     pub(super) pool: &'p Arc<Pool>,
     pub(super) cfg: Resolved,
@@ -118,7 +142,17 @@ impl<'p> State<'p> {
     pub(super) fn take_free_bytes(&mut self, idx: u32) -> Vec<u8> {
         match self.free_slots[idx as usize].take() {
             Some(b) => b,
-            None => vec![0; self.cap],
+            None => zeroed_slot(self.cap),
+        }
+    }
+
+    /// Hands the model's slot buffers to the next run (see [`SPARE`]).
+    pub(super) fn recycle_slots(&mut self) {
+        for held in self.held.drain(..) {
+            recycle(held.slot);
+        }
+        for slot in self.free_slots.iter_mut().filter_map(Option::take) {
+            recycle(slot);
         }
     }
 
@@ -169,7 +203,7 @@ impl<'p> State<'p> {
             }
         );
         if let Some(seed) = stamp {
-            slot = pattern(seed ^ idx as u8, self.cap);
+            slot.copy_from_slice(pattern(seed ^ idx as u8, self.cap));
             with!(&mut h, b => b.as_full_mut().copy_from_slice(&slot));
         }
         self.held.push(Held { h, len: 0, slot });
@@ -179,7 +213,11 @@ impl<'p> State<'p> {
     /// A slot went back to the pool (from any thread) with these bytes. If
     /// a waiter is queued without a buffer, it is handed this one.
     pub(super) fn released(&mut self, idx: u32, slot: Vec<u8>) {
-        self.free_slots[idx as usize] = (!self.cfg.zero_on_release).then_some(slot);
+        if self.cfg.zero_on_release {
+            recycle(slot);
+        } else {
+            self.free_slots[idx as usize] = Some(slot);
+        }
         if self.granted < self.waiters.len() {
             self.granted += 1;
         }

@@ -9,8 +9,9 @@ use bytes::BufMut;
 
 use arenapool::CapacityError;
 
-use super::model::{Group, Handle, Held, State, Waiter, pattern};
+use super::model::{Group, Handle, Held, State, Waiter};
 use super::thread::{Worker, on_thread};
+use crate::pattern;
 
 #[derive(Arbitrary, Debug)]
 pub enum Op {
@@ -221,11 +222,11 @@ impl<'p> State<'p> {
                 if let Some(i) = self.pick(h) {
                     let held = &mut self.held[i];
                     let data = pattern(seed, usize::from(len) % (cap + 16));
-                    let r = with!(&mut held.h, b => b.extend_from_slice(&data));
+                    let r = with!(&mut held.h, b => b.extend_from_slice(data));
                     let end = held.len + data.len();
                     if end <= cap {
                         assert_eq!(r, Ok(()));
-                        held.slot[held.len..end].copy_from_slice(&data);
+                        held.slot[held.len..end].copy_from_slice(data);
                         held.len = end;
                     } else {
                         assert_eq!(
@@ -284,9 +285,9 @@ impl<'p> State<'p> {
                         let full = b.as_full_mut();
                         assert_eq!(full.len(), cap);
                         assert!(*full == held.slot[..], "as_full_mut shows other bytes");
-                        full.copy_from_slice(&data);
+                        full.copy_from_slice(data);
                     });
-                    held.slot = data;
+                    held.slot.copy_from_slice(data);
                     let len = usize::from(len) % (cap + 1);
                     with!(&mut held.h, b => b.set_len(len)).unwrap();
                     held.len = len;
@@ -301,9 +302,9 @@ impl<'p> State<'p> {
                     with!(&mut held.h, b => {
                         let spare = b.spare_mut();
                         assert_eq!(spare.len(), cap - held.len);
-                        spare[..n].copy_from_slice(&data);
+                        spare[..n].copy_from_slice(data);
                     });
-                    held.slot[held.len..held.len + n].copy_from_slice(&data);
+                    held.slot[held.len..held.len + n].copy_from_slice(data);
                     if commit {
                         let len = held.len + n;
                         with!(&mut held.h, b => b.set_len(len)).unwrap();
@@ -337,8 +338,8 @@ impl<'p> State<'p> {
                     let room = with!(&held.h, b => b.remaining_mut());
                     assert_eq!(room, cap - held.len);
                     if data.len() <= room {
-                        with!(&mut held.h, b => b.put_slice(&data));
-                        held.slot[held.len..held.len + data.len()].copy_from_slice(&data);
+                        with!(&mut held.h, b => b.put_slice(data));
+                        held.slot[held.len..held.len + data.len()].copy_from_slice(data);
                         held.len += data.len();
                     }
                     if held.len < cap {
@@ -353,7 +354,7 @@ impl<'p> State<'p> {
                 if let Some(i) = self.pick(h) {
                     let held = &mut self.held[i];
                     let data = pattern(seed, usize::from(len) % (cap + 16));
-                    let n = with!(&mut held.h, b => b.write(&data)).unwrap();
+                    let n = with!(&mut held.h, b => b.write(data)).unwrap();
                     assert_eq!(n, data.len().min(cap - held.len), "io::Write took");
                     held.slot[held.len..held.len + n].copy_from_slice(&data[..n]);
                     held.len += n;

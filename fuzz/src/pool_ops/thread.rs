@@ -6,8 +6,8 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use super::model::pattern;
 use super::{MAX_EXITS, MAX_HANDOFFS};
+use crate::pattern;
 
 /// The part of [`Op::SendToThread`] that runs on the other thread: checks
 /// the handle's bytes, maybe appends, then drops it there or sends it back,
@@ -29,7 +29,7 @@ where
     );
     if let Some((n, seed)) = write {
         let data = pattern(seed, usize::from(n) % (cap + 1));
-        let n = b.write(&data).unwrap();
+        let n = b.write(data).unwrap();
         assert_eq!(n, data.len().min(cap - len));
         slot[len..len + n].copy_from_slice(&data[..n]);
         len += n;
