@@ -1,0 +1,211 @@
+//! `arenapool::Pool` against a plain model.
+//!
+//! Each input builds a pool from fuzzed settings (bounded: at most 64
+//! buffers of at most 4 KiB, with sometimes an out-of-range setting, which
+//! must come back as the matching typed `BuildError`, never a panic) and
+//! runs a program of at most 64 operations on it: borrowed and owned
+//! acquires (non-blocking, zero timeout, async futures polled by hand that
+//! queue when the pool is exhausted), releases, writes of every kind
+//! (`extend_from_slice`, `set_len`, `truncate`, `clear`, `as_full_mut`,
+//! `spare_mut`, `DerefMut`, `bytes::BufMut`, `io::Write`), growth up to
+//! `grow_to`, `freeze` into `Bytes` with clones and slices, and hand-offs of
+//! handles and `Bytes` to a worker thread (dropped there, into its cache,
+//! or sent back), which lives across runs and may be told to exit (its
+//! cache then goes back to the pool) and be replaced.
+//!
+//! The model keeps the bytes of every slot (a handle's and a free slot's,
+//! which persist unless `zero_on_release` clears them), each handle's
+//! length, the waiters in arrival order and how many of them were handed a
+//! buffer. After every operation the pool's `stats()` must match it
+//! (`in_use` is exactly the held handles plus the frozen buffers plus the
+//! buffers handed to waiters, and `capacity`, `waiting`, `segments`,
+//! `failed_acquires`, `waits` are exact), no two live handles may share an
+//! index, and every byte a handle or `Bytes` shows is checked against the
+//! model when it is touched and when it is released.
+//!
+//! The module is split by concept: `settings` (the fuzzed builder settings
+//! and the errors they must give), `model` (the handles, the model's state
+//! and the check after every operation), `ops` (the operations: to add one,
+//! add a variant to [`ops::Op`] and its arm in `State::op`, updating the
+//! model), `thread` (the worker thread, and what runs on it in a hand-off).
+
+use std::sync::Arc;
+
+use arbitrary::Arbitrary;
+use arenapool::OwnedBuf;
+
+/// Runs `$e` with `$b` bound to the `Buf` or `OwnedBuf` inside a handle.
+macro_rules! with {
+    ($h:expr, $b:ident => $e:expr) => {
+        match $h {
+            Handle::B($b) => $e,
+            Handle::O($b) => $e,
+        }
+    };
+}
+
+mod model;
+mod ops;
+mod settings;
+mod thread;
+
+use model::{Handle, State};
+use ops::Op;
+use settings::Settings;
+use thread::Worker;
+
+/// Bounds each run: programs of at most this many operations...
+const MAX_OPS: usize = 64;
+/// ...on pools of at most this many buffers...
+const MAX_BUFFERS: usize = 64;
+/// ...of at most this many bytes.
+const MAX_BUFFER_SIZE: usize = 4096;
+/// Hand-offs per run that go to the worker thread (each costs two thread
+/// wake-ups); later ones run on the fuzzing thread.
+const MAX_HANDOFFS: usize = 8;
+/// How many times a run may end the worker thread and start another (see
+/// [`thread::Worker`]); each costs about 150 us under AddressSanitizer.
+const MAX_EXITS: usize = 1;
+
+/// One fuzz input: the pool's settings and a program.
+#[derive(Arbitrary, Debug)]
+pub struct Input {
+    settings: Settings,
+    /// At the end, drop the pool's `Arc` first and the owned handles and
+    /// `Bytes` after it (they keep the pool alive).
+    outlive_pool: bool,
+    ops: Vec<Op>,
+}
+
+/// Runs one input; panics if the pool and the model disagree.
+pub fn run(input: Input) {
+    let cfg = input.settings.resolve();
+    let errors = cfg.errors();
+    let pool = match cfg.build() {
+        Ok(pool) => {
+            assert!(
+                errors.is_empty(),
+                "build accepted {cfg:?}; expected one of {errors:?}"
+            );
+            Arc::new(pool)
+        }
+        Err(e) => {
+            assert!(
+                errors.contains(&e),
+                "build of {cfg:?} failed with {e:?}; expected one of {errors:?}"
+            );
+            assert!(!e.to_string().is_empty());
+            return;
+        }
+    };
+    assert_eq!(pool.buffer_size(), cfg.buffer_size);
+    assert_eq!(pool.alignment(), cfg.alignment);
+    assert_eq!(pool.cache_size(), cfg.cache_size);
+    let limit = cfg.grow_to.unwrap_or(cfg.capacity);
+    let mut st = State {
+        pool: &pool,
+        cfg,
+        cap: cfg.buffer_size,
+        held: Vec::new(),
+        groups: Vec::new(),
+        waiters: Vec::new(),
+        granted: 0,
+        free_slots: vec![None; MAX_BUFFERS],
+        capacity: cfg.capacity,
+        limit,
+        segments: 1,
+        failed: 0,
+        waits: 0,
+        most_out: 0,
+        tick: 0,
+    };
+    st.check();
+    Worker::with(|worker| {
+        for op in input.ops.iter().take(MAX_OPS) {
+            st.op(op, worker);
+            st.check();
+        }
+    });
+
+    // Serve and then cancel the waiters.
+    st.poll_waiters();
+    st.check();
+    st.waiters.clear();
+    st.check();
+
+    if input.outlive_pool {
+        // Borrowed handles go now; owned handles and `Bytes` outlive the
+        // pool's `Arc` and keep the pool alive.
+        let mut i = 0;
+        while i < st.held.len() {
+            if matches!(st.held[i].h, Handle::B(_)) {
+                st.release(i);
+            } else {
+                i += 1;
+            }
+        }
+        st.check();
+        let cap = st.cap;
+        let owned: Vec<(OwnedBuf, Vec<u8>, usize)> = std::mem::take(&mut st.held)
+            .into_iter()
+            .map(|h| match h.h {
+                Handle::O(b) => (b, h.slot, h.len),
+                Handle::B(_) => unreachable!(),
+            })
+            .collect();
+        let groups = std::mem::take(&mut st.groups);
+        let kept = owned.len() + groups.len();
+        drop(st);
+        let weak = Arc::downgrade(&pool);
+        drop(pool);
+        assert_eq!(
+            weak.upgrade().is_some(),
+            kept > 0,
+            "handles keep the pool alive"
+        );
+        for (b, slot, len) in &owned {
+            assert_eq!(b.len(), *len);
+            assert_eq!(b.capacity(), cap);
+            assert!(b.as_full() == &slot[..]);
+            assert_eq!(b.pool().stats().in_use, kept);
+        }
+        drop(owned);
+        for g in groups {
+            for (bytes, a, b) in &g.views {
+                assert!(bytes[..] == g.slot[*a..*b], "Bytes outliving the pool");
+            }
+        }
+        assert!(
+            weak.upgrade().is_none(),
+            "the pool outlived its last handle"
+        );
+        return;
+    }
+
+    // Give everything back: nothing may be left in use.
+    while !st.held.is_empty() {
+        st.release(st.held.len() - 1);
+    }
+    while let Some(mut g) = st.groups.pop() {
+        for (bytes, a, b) in g.views.drain(..) {
+            assert!(bytes[..] == g.slot[a..b]);
+        }
+        st.released(g.idx, g.slot);
+    }
+    st.check();
+    assert_eq!(pool.stats().in_use, 0);
+
+    // Every buffer up to the limit can be taken at once, each with the
+    // bytes it was left with, and then no more.
+    for _ in 0..limit {
+        assert!(st.expect_take());
+        let h = pool.try_acquire().expect("a free buffer");
+        st.acquired(Handle::B(h), None);
+    }
+    assert!(!st.expect_take());
+    assert!(pool.try_acquire().is_none(), "more buffers than the limit");
+    st.failed += 1;
+    st.check();
+    assert_eq!(pool.stats().capacity, limit);
+    st.recycle_slots();
+}
