@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use crate::handle::{Buf, OwnedBuf};
 use crate::pool::{Pool, Shared};
-use crate::wait::{Ticket, Wake};
+use crate::wait::Ticket;
 
 /// The state of an async acquire, shared by [`Acquire`] and
 /// [`AcquireOwned`]: not yet queued, or queued with its ticket.
@@ -32,14 +32,21 @@ impl Waiting {
 
     #[inline(never)]
     fn poll_queued(&mut self, shared: &Arc<Shared>, cx: &mut Context<'_>) -> Poll<u32> {
-        let Some(ticket) = &self.ticket else {
-            // The waker is cloned before the queue is locked.
-            self.ticket = Some(shared.enqueue(Some(Wake::Task(cx.waker().clone()))));
-            if let Some(idx) = shared.take(shared) {
-                self.cancel(shared);
-                return Poll::Ready(idx);
+        let ticket = match &self.ticket {
+            Some(ticket) => ticket,
+            None => {
+                // Queued without a waker first: the attempt below may free
+                // slots (a steal, a growth) and hand one to this very node,
+                // which then needs no wake-up.
+                let ticket = self.ticket.insert(shared.enqueue(None));
+                if let Some(idx) = shared.take(shared) {
+                    self.cancel(shared);
+                    return Poll::Ready(idx);
+                }
+                // The waker is registered (and cloned, outside the queue's
+                // lock) here; a grant that came meanwhile is taken now.
+                ticket
             }
-            return Poll::Pending;
         };
         match shared.poll_ticket(ticket, cx.waker()) {
             Some(idx) => {

@@ -23,6 +23,14 @@
 //! index, and every byte a handle or `Bytes` shows is checked against the
 //! model when it is touched and when it is released.
 //!
+//! Queued futures are polled with wakers that may panic or call back into
+//! the pool (`wakers`), and may be forgotten (never polled or cancelled
+//! again, as after `mem::forget`): the model knows which waiter each
+//! release hands its buffer to, so it checks that a panicking waker's
+//! panic reaches exactly that releaser, that a forgotten waiter costs
+//! exactly the buffer handed to it, and what a re-entering waker's
+//! acquire gets.
+//!
 //! The module is split by concept: `settings` (the fuzzed builder settings
 //! and the errors they must give), `model` (the handles, the model's state
 //! and the check after every operation), `ops` (the operations: to add one,
@@ -48,6 +56,7 @@ mod model;
 mod ops;
 mod settings;
 mod thread;
+mod wakers;
 
 use model::{Handle, State};
 use ops::Op;
@@ -110,6 +119,8 @@ pub fn run(input: Input) {
         groups: Vec::new(),
         waiters: Vec::new(),
         granted: 0,
+        reentries: Arc::default(),
+        reentered: (0, 0),
         free_slots: vec![None; MAX_BUFFERS],
         capacity: cfg.capacity,
         limit,
@@ -127,10 +138,16 @@ pub fn run(input: Input) {
         }
     });
 
-    // Serve and then cancel the waiters.
+    // Serve and then cancel the waiters (the forgotten ones too, whose
+    // buffers come back).
+    // Newest first: the ones without a buffer leave before those handed
+    // one give it back, so no waker runs.
     st.poll_waiters();
     st.check();
-    st.waiters.clear();
+    while let Some(w) = st.waiters.pop() {
+        drop(w);
+    }
+    st.granted = 0;
     st.check();
 
     if input.outlive_pool {

@@ -2,15 +2,17 @@
 //! that runs after every operation.
 
 use std::cell::RefCell;
-use std::future::Future;
+use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll, Waker};
 
 use arenapool::{Acquire, AcquireOwned, Buf, OwnedBuf, Pool};
 use bytes::{BufMut as _, Bytes};
 
 use super::settings::Resolved;
+use super::wakers::{Kind, Reentries, expect_panic};
 use super::{MAX_BUFFER_SIZE, MAX_BUFFERS};
 use crate::pattern;
 
@@ -93,17 +95,27 @@ pub(super) struct Group {
     pub(super) views: Vec<(Bytes, usize, usize)>,
 }
 
-pub(super) enum Waiter<'p> {
+pub(super) enum Future<'p> {
     B(Pin<Box<Acquire<'p>>>),
     O(Pin<Box<AcquireOwned>>),
 }
 
+/// A queued future, the waker it is always polled with, and whether the
+/// program "forgot" it: never polled or cancelled again (as after
+/// `mem::forget`; it is dropped only at the end of the run).
+pub(super) struct Waiter<'p> {
+    pub(super) fut: Future<'p>,
+    pub(super) kind: Kind,
+    pub(super) waker: Waker,
+    pub(super) forgotten: bool,
+}
+
 impl<'p> Waiter<'p> {
     pub(super) fn poll(&mut self) -> Poll<Handle<'p>> {
-        let mut cx = Context::from_waker(Waker::noop());
-        match self {
-            Waiter::B(f) => f.as_mut().poll(&mut cx).map(Handle::B),
-            Waiter::O(f) => f.as_mut().poll(&mut cx).map(Handle::O),
+        let mut cx = Context::from_waker(&self.waker);
+        match &mut self.fut {
+            Future::B(f) => f.as_mut().poll(&mut cx).map(Handle::B),
+            Future::O(f) => f.as_mut().poll(&mut cx).map(Handle::O),
         }
     }
 }
@@ -116,9 +128,12 @@ pub(super) struct State<'p> {
     pub(super) held: Vec<Held<'p>>,
     pub(super) groups: Vec<Group>,
     /// Queued futures, oldest first; the first `granted` of them were
-    /// handed a buffer and are ready to be polled.
+    /// handed a buffer (and no longer count as waiting).
     pub(super) waiters: Vec<Waiter<'p>>,
     pub(super) granted: usize,
+    /// What the re-entering wakers did, and what the model expects.
+    pub(super) reentries: Arc<Reentries>,
+    pub(super) reentered: (u64, u64),
     /// Bytes of the free slots that were used, by index (others are zero).
     pub(super) free_slots: Vec<Option<Vec<u8>>>,
     /// Expected `stats()` counters.
@@ -211,15 +226,42 @@ impl<'p> State<'p> {
     }
 
     /// A slot went back to the pool (from any thread) with these bytes. If
-    /// a waiter is queued without a buffer, it is handed this one.
-    pub(super) fn released(&mut self, idx: u32, slot: Vec<u8>) {
+    /// a waiter is queued without a buffer, it is handed this one. Returns
+    /// whether that ran a panicking waker (see [`grant_next`](Self::grant_next)).
+    pub(super) fn released(&mut self, idx: u32, slot: Vec<u8>) -> bool {
         if self.cfg.zero_on_release {
             recycle(slot);
         } else {
             self.free_slots[idx as usize] = Some(slot);
         }
-        if self.granted < self.waiters.len() {
-            self.granted += 1;
+        self.grant_next()
+    }
+
+    /// A slot is handed to the oldest waiter without one, if any, and its
+    /// waker runs: a re-entering one takes a buffer (if one is free, or the
+    /// pool may grow) and gives it straight back, which hands it on in
+    /// turn. Returns whether a panicking waker ran in that chain.
+    pub(super) fn grant_next(&mut self) -> bool {
+        if self.granted == self.waiters.len() {
+            return false;
+        }
+        let kind = self.waiters[self.granted].kind;
+        self.granted += 1;
+        match kind {
+            Kind::Noop => false,
+            Kind::Panics => true,
+            Kind::Reenters => {
+                if self.expect_take() {
+                    self.reentered.0 += 1;
+                    self.most_out = self.most_out.max(self.out() + 1);
+                    // Taken and given back unchanged: only the hand-on.
+                    self.grant_next()
+                } else {
+                    self.reentered.1 += 1;
+                    self.failed += 1;
+                    false
+                }
+            }
         }
     }
 
@@ -227,8 +269,8 @@ impl<'p> State<'p> {
         let held = self.held.swap_remove(i);
         held.check(self.cap);
         let idx = held.h.index();
-        drop(held.h);
-        self.released(idx, held.slot);
+        let panics = self.released(idx, held.slot);
+        expect_panic(held.h, panics, "a release");
     }
 
     pub(super) fn pick(&self, h: u8) -> Option<usize> {
@@ -251,7 +293,19 @@ impl<'p> State<'p> {
             self.groups.len(),
             self.granted
         );
-        assert_eq!(s.waiting, self.waiters.len(), "waiting {s:?}");
+        assert_eq!(
+            s.waiting,
+            self.waiters.len() - self.granted,
+            "waiting: {} queued, {} of them handed a buffer; {s:?}",
+            self.waiters.len(),
+            self.granted
+        );
+        let r = &self.reentries;
+        assert_eq!(
+            (r.got.load(Relaxed), r.missed.load(Relaxed)),
+            self.reentered,
+            "acquires from inside a waker (got, missed)"
+        );
         assert_eq!(s.segments, self.segments, "segments {s:?}");
         assert_eq!(s.failed_acquires, self.failed, "failed_acquires {s:?}");
         assert_eq!(s.waits, self.waits, "waits {s:?}");

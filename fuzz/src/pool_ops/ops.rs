@@ -9,8 +9,9 @@ use bytes::BufMut;
 
 use arenapool::CapacityError;
 
-use super::model::{Group, Handle, Held, State, Waiter};
+use super::model::{Future, Group, Handle, Held, State, Waiter};
 use super::thread::{Worker, on_thread};
+use super::wakers::{self, Kind, expect_panic};
 use crate::pattern;
 
 #[derive(Arbitrary, Debug)]
@@ -26,10 +27,15 @@ pub enum Op {
         owned: bool,
         stamp: Option<u8>,
     },
-    /// `acquire()` / `acquire_owned()` polled once; queued if pending.
+    /// `acquire()` / `acquire_owned()` polled once, with a waker that may
+    /// panic or call back into the pool; queued if pending.
     AcquireAsync {
         owned: bool,
+        waker: Kind,
     },
+    /// Forgets a queued future, as `mem::forget` would: it is never polled
+    /// or cancelled again, and may be handed a buffer it never collects.
+    ForgetWaiter(u8),
     /// Up to `n % 17` `try_acquire`s in a row (grows the pool).
     AcquireMany {
         n: u8,
@@ -139,7 +145,7 @@ impl<'p> State<'p> {
                 // buffer can be free while others are queued only when
                 // each of them was handed one already, so it gets one iff
                 // `try_acquire` would.
-                let queued = !self.waiters.is_empty();
+                let queued = self.waiters.len() > self.granted; // waiting without a buffer
                 let ok = self.expect_take();
                 if queued || !ok {
                     self.waits += 1;
@@ -158,17 +164,23 @@ impl<'p> State<'p> {
                     }
                 }
             }
-            Op::AcquireAsync { owned } => {
+            Op::AcquireAsync { owned, waker } => {
                 // As for `AcquireNow`.
-                let queued = !self.waiters.is_empty();
+                let queued = self.waiters.len() > self.granted; // waiting without a buffer
                 let ok = self.expect_take();
                 if queued || !ok {
                     self.waits += 1;
                 }
-                let mut w = if owned {
-                    Waiter::O(Box::pin(pool.acquire_owned()))
+                let fut = if owned {
+                    Future::O(Box::pin(pool.acquire_owned()))
                 } else {
-                    Waiter::B(Box::pin(pool.acquire()))
+                    Future::B(Box::pin(pool.acquire()))
+                };
+                let mut w = Waiter {
+                    fut,
+                    kind: waker,
+                    waker: wakers::waker(waker, pool, &self.reentries),
+                    forgotten: false,
                 };
                 match w.poll() {
                     Poll::Ready(h) => {
@@ -201,16 +213,21 @@ impl<'p> State<'p> {
             }
             Op::PollWaiters => self.poll_waiters(),
             Op::CancelWaiter(i) => {
-                if !self.waiters.is_empty() {
-                    let i = usize::from(i) % self.waiters.len();
-                    drop(self.waiters.remove(i));
+                if let Some(i) = self.pick_waiter(i) {
+                    let w = self.waiters.remove(i);
+                    let mut panics = false;
                     if i < self.granted {
                         // Its buffer passes to the next waiter without
-                        // one, or back to the pool.
-                        if self.waiters.len() < self.granted {
-                            self.granted -= 1;
-                        }
+                        // one (whose waker runs), or back to the pool.
+                        self.granted -= 1;
+                        panics = self.grant_next();
                     }
+                    expect_panic(w, panics, "a cancelled waiter");
+                }
+            }
+            Op::ForgetWaiter(i) => {
+                if let Some(i) = self.pick_waiter(i) {
+                    self.waiters[i].forgotten = true;
                 }
             }
             Op::Release(h) => {
@@ -426,17 +443,25 @@ impl<'p> State<'p> {
                         "Bytes of buffer {}",
                         group.idx
                     );
+                    let last = group.views.is_empty();
                     if on_thread && worker.handoff() {
                         worker.run(move || drop(bytes));
                         if exit {
                             worker.exit();
                         }
+                        if last {
+                            let group = self.groups.swap_remove(g);
+                            self.released(group.idx, group.slot);
+                        }
                     } else {
-                        drop(bytes);
-                    }
-                    if group.views.is_empty() {
-                        let group = self.groups.swap_remove(g);
-                        self.released(group.idx, group.slot);
+                        // The model first: the last view's drop hands the
+                        // buffer to a waiter, whose waker may panic.
+                        let mut panics = false;
+                        if last {
+                            let group = self.groups.swap_remove(g);
+                            panics = self.released(group.idx, group.slot);
+                        }
+                        expect_panic(bytes, panics, "the last Bytes");
                     }
                 }
             }
@@ -482,7 +507,10 @@ impl<'p> State<'p> {
                             self.held.push(held);
                         }
                         // Dropped there.
-                        None => self.released(idx, slot),
+                        // Dropped there (unarmed: no waker panics).
+                        None => {
+                            self.released(idx, slot);
+                        }
                     }
                 }
             }
@@ -498,11 +526,20 @@ impl<'p> State<'p> {
         Some((g, v))
     }
 
-    /// Polls every queued future: exactly the first `granted` are ready.
+    /// Polls every queued future that was not forgotten: exactly those
+    /// among the first `granted` are ready. Forgotten ones keep their
+    /// place (and a buffer handed to them).
     pub(super) fn poll_waiters(&mut self) {
         let granted = self.granted;
         let mut ready = Vec::new();
-        for (i, w) in self.waiters.iter_mut().enumerate() {
+        let mut kept = Vec::new();
+        let mut still_granted = 0;
+        for (i, mut w) in std::mem::take(&mut self.waiters).into_iter().enumerate() {
+            if w.forgotten {
+                still_granted += usize::from(i < granted);
+                kept.push(w);
+                continue;
+            }
             match w.poll() {
                 Poll::Ready(h) => {
                     assert!(
@@ -516,13 +553,22 @@ impl<'p> State<'p> {
                         i >= granted,
                         "waiter {i} was handed a buffer but is pending"
                     );
+                    kept.push(w);
                 }
             }
         }
-        self.waiters.drain(..ready.len());
-        self.granted = 0;
+        self.waiters = kept;
+        self.granted = still_granted;
         for h in ready {
             self.acquired(h, None);
         }
+    }
+
+    /// A waiter the program may still touch (not forgotten).
+    fn pick_waiter(&self, i: u8) -> Option<usize> {
+        let live: Vec<usize> = (0..self.waiters.len())
+            .filter(|&j| !self.waiters[j].forgotten)
+            .collect();
+        (!live.is_empty()).then(|| live[usize::from(i) % live.len()])
     }
 }
