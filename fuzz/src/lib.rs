@@ -7,7 +7,9 @@
 //! libFuzzer, so `cargo test` here replays every committed corpus input and
 //! every recorded crash through the same code (`tests/replay.rs`).
 
-use std::sync::OnceLock;
+use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::{Once, OnceLock};
 
 use arbitrary::{Arbitrary, Unstructured};
 
@@ -53,4 +55,70 @@ pub(crate) fn pattern(seed: u8, len: usize) -> &'static [u8] {
     assert!(len <= MAX_PATTERN, "a pattern of {len} bytes");
     let start = usize::from(seed) * SEED_STRIDE;
     &table[start..start + len]
+}
+
+/// The payload of the panics that the targets' user code (wakers,
+/// destructors, closures) raises on purpose, through [`user_panic`].
+pub(crate) const PANIC: &str = "fuzz: user code that panics";
+
+thread_local! {
+    /// Inside [`expect_panic`], until [`user_panic`] fires.
+    static ARMED: Cell<bool> = const { Cell::new(false) };
+    /// [`user_panic`] fired and its panic has not been caught yet.
+    static FIRING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// User code that may panic calls this: inside [`expect_panic`] it panics
+/// with [`PANIC`], once (it disarms first, so the destructors that the
+/// unwind runs do not panic again, which would abort); elsewhere it does
+/// nothing.
+pub(crate) fn user_panic() {
+    if ARMED.replace(false) {
+        FIRING.set(true);
+        std::panic::panic_any(PANIC);
+    }
+}
+
+/// Lets the panics of [`user_panic`] unwind: libFuzzer's panic hook
+/// aborts on every panic (so that a failed check is a crash), which would
+/// turn an expected one into a crash too. Every other panic still goes to
+/// the previous hook.
+fn quiet_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let ours = FIRING.get() && info.payload().downcast_ref::<&str>() == Some(&PANIC);
+            if !ours {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Runs `f` with [`user_panic`] armed: `Some` of what it returned, or
+/// `None` if a user panic unwound out of it. Any other panic goes on
+/// (a failed check stays a crash); a user panic that fired but did not
+/// reach this caller (swallowed on the way) fails.
+pub(crate) fn expect_panic<R>(f: impl FnOnce() -> R) -> Option<R> {
+    quiet_hook();
+    ARMED.set(true);
+    let r = catch_unwind(AssertUnwindSafe(f));
+    ARMED.set(false);
+    let fired = FIRING.replace(false);
+    match r {
+        Ok(v) => {
+            assert!(
+                !fired,
+                "a user panic was swallowed before it reached the caller"
+            );
+            Some(v)
+        }
+        Err(p) => {
+            if !fired || p.downcast_ref::<&str>() != Some(&PANIC) {
+                resume_unwind(p);
+            }
+            None
+        }
+    }
 }

@@ -1,4 +1,5 @@
-//! `Slab<u64>` against a plain model.
+//! `Slab` of values with destructors (a `u64`, an id, maybe a panic)
+//! against a plain model.
 //!
 //! The model keeps every key the slab ever issued and the live entries by
 //! index (generation and value): a key names a value iff its index holds
@@ -13,12 +14,61 @@
 //!
 //! Every new key must differ from every key issued before (the generation
 //! makes reuse of an index visible), and `next_key` must predict it.
+//!
+//! User code runs inside the slab: values are dropped by `retain`, `clear`,
+//! a dropped `Drain` and the slab's own drop, some of them panic when
+//! dropped (the first one to run in each of those calls), and some `retain`
+//! predicates panic (see [`crate::expect_panic`]). The panic must reach the
+//! caller exactly when the model says, and afterwards the slab must match
+//! the model as after any operation. Each value counts its drops (by the id
+//! it was issued with): after every operation each value the model says is
+//! gone was dropped exactly once, and each live one never.
+
+use std::cell::Cell;
 
 use arbitrary::Arbitrary;
 use arenapool_alloc::{Key, Slab};
 
 /// Bounds each run: programs of at most this many operations.
 const MAX_OPS: usize = 64;
+/// The most values a run inserts (at most 15 per operation).
+const MAX_VALUES: usize = MAX_OPS * 16;
+
+thread_local! {
+    /// How many times the value of each id was dropped (saturating);
+    /// const, so it costs no allocation.
+    static DROPS: [Cell<u8>; MAX_VALUES] = const { [const { Cell::new(0) }; MAX_VALUES] };
+}
+
+/// The slab's value: counts its drops in [`DROPS`], then panics if
+/// `panics` (and a panic is expected there: [`crate::user_panic`]).
+#[derive(Debug)]
+struct Val {
+    value: u64,
+    id: u16,
+    panics: bool,
+}
+
+impl Drop for Val {
+    fn drop(&mut self) {
+        DROPS.with(|d| {
+            let c = &d[usize::from(self.id)];
+            c.set(c.get().saturating_add(1));
+        });
+        if self.panics {
+            crate::user_panic();
+        }
+    }
+}
+
+/// What the model knows of a live value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Entry {
+    generation: u32,
+    value: u64,
+    id: u16,
+    panics: bool,
+}
 
 /// One fuzz input: how the slab starts, and a program.
 #[derive(Arbitrary, Debug)]
@@ -32,10 +82,14 @@ pub struct Input {
 enum Op {
     Insert(u64),
     TryInsert(u64),
-    /// Several inserts in a row (`n % 16`), values `base + i`.
+    /// An insert of a value that panics when the slab drops it.
+    InsertPanicky(u64),
+    /// Several inserts in a row (`n % 16`), values `base + i`; value `i`
+    /// panics when dropped if bit `i` of `panics` is set.
     InsertMany {
         n: u8,
         base: u64,
+        panics: u16,
     },
     /// Remove the key at this position among every key ever issued
     /// (live or stale).
@@ -47,8 +101,12 @@ enum Op {
     GetBits(u64),
     /// A key issued before, with its generation moved by `delta`.
     GetShifted(u16, i8),
-    /// Keeps values not divisible by `2 + d % 5`.
-    Retain(u8),
+    /// Keeps values not divisible by `2 + d % 5`; the predicate panics
+    /// at its call number `panics_at`, if there is one.
+    Retain {
+        d: u8,
+        panics_at: Option<u8>,
+    },
     /// Adds `delta` to every value through `iter_mut`.
     IterMut(u64),
     /// Drains, consuming only `n` values before dropping the iterator.
@@ -68,8 +126,8 @@ struct Model {
     issued: KeySet,
     /// The same keys in the order they were issued, to pick from.
     order: Vec<u64>,
-    /// Live entries by index (at most one per index): generation, value.
-    /// A key finds a value iff its index and generation are here.
+    /// Live entries by index (at most one per index). A key finds a value
+    /// iff its index and generation are here.
     live: Live,
 }
 
@@ -96,15 +154,15 @@ impl KeySet {
     }
 }
 
-/// Live entries by slot index: `(generation, value)`.
+/// Live entries by slot index.
 #[derive(Default)]
 struct Live {
-    slots: Vec<Option<(u32, u64)>>,
+    slots: Vec<Option<Entry>>,
     len: usize,
 }
 
 impl Live {
-    fn get(&self, index: &u32) -> Option<&(u32, u64)> {
+    fn get(&self, index: &u32) -> Option<&Entry> {
         self.slots.get(*index as usize)?.as_ref()
     }
 
@@ -112,7 +170,7 @@ impl Live {
         self.get(index).is_some()
     }
 
-    fn insert(&mut self, index: u32, entry: (u32, u64)) {
+    fn insert(&mut self, index: u32, entry: Entry) {
         let i = index as usize;
         if i >= self.slots.len() {
             self.slots.resize(i + 1, None);
@@ -144,14 +202,19 @@ impl Live {
     }
 
     /// The entries in index order.
-    fn iter(&self) -> impl Iterator<Item = (u32, (u32, u64))> + '_ {
+    fn iter(&self) -> impl Iterator<Item = (u32, Entry)> + '_ {
         (0u32..)
             .zip(&self.slots)
             .filter_map(|(i, e)| e.map(|e| (i, e)))
     }
 
-    fn values(&self) -> impl Iterator<Item = &(u32, u64)> + '_ {
+    fn values(&self) -> impl Iterator<Item = &Entry> + '_ {
         self.slots.iter().flatten()
+    }
+
+    /// Whether a live value panics when dropped.
+    fn any_panics(&self) -> bool {
+        self.values().any(|e| e.panics)
     }
 }
 
@@ -163,7 +226,9 @@ impl Model {
         Some(Key::from_bits(self.order[n as usize % self.order.len()]))
     }
 
-    fn issued(&mut self, key: Key, value: u64) {
+    /// Records `key`, issued for `val`; `val.id` must be the key's
+    /// position in the order of issue.
+    fn issued(&mut self, key: Key, val: &Val) {
         let bits = key.to_bits();
         assert!(
             self.issued.insert(bits),
@@ -173,15 +238,26 @@ impl Model {
             !self.live.contains_key(&key.index()),
             "new key {key:?} shares an index with a live key"
         );
+        assert_eq!(usize::from(val.id), self.order.len());
         self.order.push(bits);
-        self.live.insert(key.index(), (key.generation(), value));
+        let entry = Entry {
+            generation: key.generation(),
+            value: val.value,
+            id: val.id,
+            panics: val.panics,
+        };
+        self.live.insert(key.index(), entry);
+    }
+
+    fn entry(&self, key: Key) -> Option<Entry> {
+        match self.live.get(&key.index()) {
+            Some(&e) if e.generation == key.generation() => Some(e),
+            _ => None,
+        }
     }
 
     fn lookup(&self, key: Key) -> Option<u64> {
-        match self.live.get(&key.index()) {
-            Some(&(generation, value)) if generation == key.generation() => Some(value),
-            _ => None,
-        }
+        self.entry(key).map(|e| e.value)
     }
 
     fn kill(&mut self, key: Key) -> Option<u64> {
@@ -191,15 +267,15 @@ impl Model {
     }
 
     fn set(&mut self, key: Key, value: u64) {
-        if self.lookup(key).is_some() {
-            self.live.insert(key.index(), (key.generation(), value));
+        if let Some(e) = self.entry(key) {
+            self.live.insert(key.index(), Entry { value, ..e });
         }
     }
 
-    fn kill_all(&mut self) -> Vec<u64> {
-        let values = self.live.values().map(|&(_, v)| v).collect();
+    fn kill_all(&mut self) -> Vec<Entry> {
+        let entries = self.live.values().copied().collect();
         self.live.clear();
-        values
+        entries
     }
 }
 
@@ -208,50 +284,88 @@ impl Model {
 const SWEEP: usize = 64;
 
 /// Checks every issued key (`all`), or a window of [`SWEEP`] of them that
-/// moves with `tick`.
-fn sweep(slab: &Slab<u64>, model: &Model, tick: usize, all: bool) {
+/// moves with `tick`: what it finds, and that its value was dropped once
+/// if the model says it is gone, else never.
+fn sweep(slab: &Slab<Val>, model: &Model, tick: usize, all: bool) {
     let n = model.order.len();
     let (start, len) = if all || n <= SWEEP {
         (0, n)
     } else {
         (tick * SWEEP % n, SWEEP)
     };
-    for i in start..start + len {
-        let key = Key::from_bits(model.order[i % n]);
-        assert_eq!(slab.get(key).copied(), model.lookup(key), "get({key:?})");
-    }
+    DROPS.with(|drops| {
+        for i in start..start + len {
+            let key = Key::from_bits(model.order[i % n]);
+            let want = model.entry(key);
+            assert_eq!(
+                slab.get(key).map(|v| v.value),
+                want.map(|e| e.value),
+                "get({key:?})"
+            );
+            let dropped = drops[i % n].get();
+            assert_eq!(
+                dropped,
+                u8::from(want.is_none()),
+                "value {} (key {key:?}, live: {}) was dropped {dropped} times",
+                i % n,
+                want.is_some()
+            );
+        }
+    });
 }
 
-fn check(slab: &Slab<u64>, model: &Model) {
+/// Every value issued was dropped exactly once.
+fn all_dropped_once(model: &Model) {
+    DROPS.with(|drops| {
+        for (i, d) in drops[..model.order.len()].iter().enumerate() {
+            assert_eq!(d.get(), 1, "value {i} was dropped {} times", d.get());
+        }
+    });
+}
+
+fn check(slab: &Slab<Val>, model: &Model) {
     assert_eq!(slab.len(), model.live.len(), "len");
     assert_eq!(slab.is_empty(), model.live.is_empty(), "is_empty");
     assert!(slab.capacity() >= slab.len(), "capacity below len");
     let mut it = slab.iter();
     assert_eq!(it.size_hint(), (model.live.len(), Some(model.live.len())));
     // Keys and values in index order, compared as they come.
-    for (n, (i, (g, v))) in model.live.iter().enumerate() {
-        let got = it.next().map(|(k, v)| ((k.index(), k.generation()), *v));
-        assert_eq!(got, Some(((i, g), v)), "iter: entry {n} in index order");
+    for (n, (i, e)) in model.live.iter().enumerate() {
+        let got = it
+            .next()
+            .map(|(k, v)| ((k.index(), k.generation()), v.value, v.id, v.panics));
+        let want = ((i, e.generation), e.value, e.id, e.panics);
+        assert_eq!(got, Some(want), "iter: entry {n} in index order");
     }
-    let extra = it.next().map(|(k, v)| (k, *v));
+    let extra = it.next().map(|(k, v)| (k, v.value));
     assert_eq!(extra, None, "iter: more entries than live ones");
 }
 
-fn insert(slab: &mut Slab<u64>, model: &mut Model, value: u64, try_: bool) {
+fn insert(slab: &mut Slab<Val>, model: &mut Model, value: u64, try_: bool, panics: bool) {
+    let id = model.order.len();
+    assert!(id < MAX_VALUES, "more than {MAX_VALUES} values");
+    let val = Val {
+        value,
+        id: id as u16,
+        panics,
+    };
     let predicted = slab.next_key();
     let key = if try_ {
-        slab.try_insert(value).expect("a small slab is never full")
+        slab.try_insert(val)
+            .map_err(|_| "full")
+            .expect("a small slab is never full")
     } else {
-        slab.insert(value)
+        slab.insert(val)
     };
     assert_eq!(key, predicted, "next_key predicted the insert");
     assert_eq!(Key::from_bits(key.to_bits()), key, "to_bits round trip");
-    model.issued(key, value);
+    model.issued(key, slab.get(key).expect("the value just inserted"));
 }
 
 /// Runs one input; panics if the slab and the model disagree.
 pub fn run(input: Input) {
-    let mut slab: Slab<u64> = match input.with_capacity {
+    DROPS.with(|d| d.iter().for_each(|c| c.set(0)));
+    let mut slab: Slab<Val> = match input.with_capacity {
         Some(n) => {
             let s = Slab::with_capacity(usize::from(n % 65));
             assert!(s.capacity() >= usize::from(n % 65));
@@ -262,24 +376,27 @@ pub fn run(input: Input) {
     let mut model = Model::default();
     for (tick, op) in input.ops.iter().take(MAX_OPS).enumerate() {
         match *op {
-            Op::Insert(v) => insert(&mut slab, &mut model, v, false),
-            Op::TryInsert(v) => insert(&mut slab, &mut model, v, true),
-            Op::InsertMany { n, base } => {
+            Op::Insert(v) => insert(&mut slab, &mut model, v, false, false),
+            Op::TryInsert(v) => insert(&mut slab, &mut model, v, true, false),
+            Op::InsertPanicky(v) => insert(&mut slab, &mut model, v, false, true),
+            Op::InsertMany { n, base, panics } => {
                 for i in 0..u64::from(n % 16) {
-                    insert(&mut slab, &mut model, base.wrapping_add(i), i % 2 == 0);
+                    let p = panics >> i & 1 == 1;
+                    insert(&mut slab, &mut model, base.wrapping_add(i), i % 2 == 0, p);
                 }
             }
             Op::Remove(n) => {
                 if let Some(key) = model.pick(n) {
                     let want = model.kill(key);
-                    assert_eq!(slab.remove(key), want, "remove({key:?})");
+                    // The value comes back to us (and we drop it, unarmed).
+                    assert_eq!(slab.remove(key).map(|v| v.value), want, "remove({key:?})");
                     // A second remove finds nothing.
-                    assert_eq!(slab.remove(key), None, "remove({key:?}) twice");
+                    assert!(slab.remove(key).is_none(), "remove({key:?}) twice");
                 }
             }
             Op::Get(n) => {
                 if let Some(key) = model.pick(n) {
-                    assert_eq!(slab.get(key).copied(), model.lookup(key));
+                    assert_eq!(slab.get(key).map(|v| v.value), model.lookup(key));
                 }
             }
             Op::Contains(n) => {
@@ -291,8 +408,8 @@ pub fn run(input: Input) {
                 if let Some(key) = model.pick(n) {
                     match slab.get_mut(key) {
                         Some(slot) => {
-                            assert_eq!(Some(*slot), model.lookup(key), "get_mut({key:?})");
-                            *slot = v;
+                            assert_eq!(Some(slot.value), model.lookup(key), "get_mut({key:?})");
+                            slot.value = v;
                             model.set(key, v);
                         }
                         None => assert_eq!(model.lookup(key), None, "get_mut({key:?})"),
@@ -301,7 +418,8 @@ pub fn run(input: Input) {
             }
             Op::GetBits(bits) => {
                 let key = Key::from_bits(bits);
-                assert_eq!(slab.get(key).copied(), model.lookup(key), "get({key:?})");
+                let got = slab.get(key).map(|v| v.value);
+                assert_eq!(got, model.lookup(key), "get({key:?})");
             }
             Op::GetShifted(n, delta) => {
                 if let Some(key) = model.pick(n) {
@@ -309,30 +427,51 @@ pub fn run(input: Input) {
                     let shifted =
                         Key::from_bits(u64::from(generation) << 32 | u64::from(key.index()));
                     assert_eq!(
-                        slab.get(shifted).copied(),
+                        slab.get(shifted).map(|v| v.value),
                         model.lookup(shifted),
                         "get({shifted:?})"
                     );
                 }
             }
-            Op::Retain(d) => {
+            Op::Retain { d, panics_at } => {
                 let d = 2 + u64::from(d % 5);
+                let panics_at = panics_at.map(usize::from);
                 let mut seen = Vec::new();
-                slab.retain(|k, v| {
-                    seen.push((k.index(), k.generation()));
-                    *v % d != 0
-                });
-                let want: Vec<(u32, u32)> = model.live.iter().map(|(i, (g, _))| (i, g)).collect();
+                let returned = crate::expect_panic(|| {
+                    slab.retain(|k, v| {
+                        if Some(seen.len()) == panics_at {
+                            crate::user_panic();
+                        }
+                        seen.push((k.index(), k.generation()));
+                        v.value % d != 0
+                    })
+                })
+                .is_some();
+                // The model's retain: it visits the live keys in index
+                // order and stops at the first panic, of the predicate or
+                // of a removed value's destructor (the value is removed).
+                let mut want = Vec::new();
+                let mut doomed = Vec::new();
+                let mut panicked = false;
+                for (i, e) in model.live.iter() {
+                    if Some(want.len()) == panics_at {
+                        panicked = true;
+                        break;
+                    }
+                    want.push((i, e.generation));
+                    if e.value % d == 0 {
+                        doomed.push(Key::from_bits(u64::from(e.generation) << 32 | u64::from(i)));
+                        if e.panics {
+                            panicked = true;
+                            break;
+                        }
+                    }
+                }
+                assert_eq!(!returned, panicked, "retain: the panic reaches the caller");
                 assert_eq!(
                     seen, want,
-                    "retain visits every live key once, in index order"
+                    "retain visits every live key once, in index order, up to a panic"
                 );
-                let doomed: Vec<Key> = model
-                    .live
-                    .iter()
-                    .filter(|(_, (_, v))| *v % d == 0)
-                    .map(|(i, (g, _))| Key::from_bits(u64::from(g) << 32 | u64::from(i)))
-                    .collect();
                 for key in doomed {
                     model.kill(key);
                 }
@@ -342,8 +481,8 @@ pub fn run(input: Input) {
                 assert_eq!(it.size_hint(), (model.live.len(), Some(model.live.len())));
                 let mut touched = Vec::new();
                 for (k, v) in &mut it {
-                    *v = v.wrapping_add(delta);
-                    touched.push((k, *v));
+                    v.value = v.value.wrapping_add(delta);
+                    touched.push((k, v.value));
                 }
                 for (k, v) in touched {
                     model.set(k, v);
@@ -352,7 +491,12 @@ pub fn run(input: Input) {
             Op::LeakDrain(n) => {
                 let want = model.kill_all();
                 let mut drain = slab.drain();
-                let got: Vec<u64> = drain.by_ref().take(usize::from(n)).collect();
+                let got: Vec<u64> = drain
+                    .by_ref()
+                    .take(usize::from(n))
+                    .map(|v| v.value)
+                    .collect();
+                let want: Vec<u64> = want.iter().map(|e| e.value).collect();
                 assert_eq!(
                     got[..],
                     want[..got.len()],
@@ -373,24 +517,42 @@ pub fn run(input: Input) {
                     slab.len()
                 );
                 assert_eq!(slab.iter().count(), reachable, "iter after a leaked Drain");
-                // The model cannot follow the slab from here.
+                // The model cannot follow the slab from here, but the
+                // values not drained are still in it, and dropped with it.
+                drop(slab);
+                all_dropped_once(&model);
                 return;
             }
             Op::Drain(n) => {
                 let want = model.kill_all();
                 let mut drain = slab.drain();
                 assert_eq!(drain.size_hint(), (want.len(), Some(want.len())));
-                let got: Vec<u64> = drain.by_ref().take(usize::from(n)).collect();
+                // Values yielded come to us (dropped here, unarmed).
+                let got: Vec<u64> = drain
+                    .by_ref()
+                    .take(usize::from(n))
+                    .map(|v| v.value)
+                    .collect();
+                let values: Vec<u64> = want.iter().map(|e| e.value).collect();
                 assert_eq!(
                     got[..],
-                    want[..got.len()],
+                    values[..got.len()],
                     "drain yields values in index order"
                 );
-                drop(drain);
+                // The rest are dropped by the `Drain`, all of them even if
+                // one panics.
+                let panics = want[got.len()..].iter().any(|e| e.panics);
+                let returned = crate::expect_panic(move || drop(drain)).is_some();
+                assert_eq!(
+                    !returned, panics,
+                    "a dropped Drain: the panic reaches the caller"
+                );
             }
             Op::Clear => {
+                let panics = model.live.any_panics();
                 model.kill_all();
-                slab.clear();
+                let returned = crate::expect_panic(|| slab.clear()).is_some();
+                assert_eq!(!returned, panics, "clear: the panic reaches the caller");
             }
             Op::ShrinkToFit => {
                 slab.shrink_to_fit();
@@ -407,4 +569,12 @@ pub fn run(input: Input) {
         sweep(&slab, &model, tick, false);
     }
     sweep(&slab, &model, 0, true);
+    // Dropping the slab drops every value left, even if one panics.
+    let panics = model.live.any_panics();
+    let returned = crate::expect_panic(move || drop(slab)).is_some();
+    assert_eq!(
+        !returned, panics,
+        "dropping the slab: the panic reaches the caller"
+    );
+    all_dropped_once(&model);
 }

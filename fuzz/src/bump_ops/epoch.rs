@@ -29,6 +29,8 @@ pub(super) struct Epoch<'b> {
     pub(super) vecs: Vec<ArenaVec<'b>>,
     /// Tracked values placed this epoch, oldest first.
     pub(super) tracked: Vec<(NonNull<Tracked>, u64)>,
+    /// One of them panics when dropped.
+    pub(super) panics: bool,
     /// `allocated_bytes` may not pass this (the limit, or what was held
     /// when the limit was set, whichever is larger).
     pub(super) ceiling: Option<usize>,

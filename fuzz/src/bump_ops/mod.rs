@@ -15,6 +15,15 @@
 //! destructors of the values placed with `alloc_with_drop`, newest first,
 //! exactly once.
 //!
+//! User code runs inside the arena: some of those destructors panic (the
+//! first one to run in a `reset`, a drop of the arena or a failed
+//! `try_alloc_with_drop`; see [`crate::expect_panic`]), and so do some
+//! `alloc_slice_fill_with` fillers. The panic must reach the caller
+//! exactly when the model says, every other value must still be dropped
+//! exactly once, in the same order, and the arena must go on working: a
+//! `reset` that panicked keeps its chunks and bytes (the next one
+//! completes), a filler that panicked leaves every live block intact.
+//!
 //! `epoch` holds the model and its check, `ops` the operations (to add one,
 //! add a variant to `Op` and its arm in `Epoch::op`).
 
@@ -57,15 +66,20 @@ enum Elem {
 }
 
 /// A value with a destructor, placed with `alloc_with_drop`: logs its id
-/// when dropped.
+/// when dropped, then panics if `panics` (and a panic is expected there:
+/// [`crate::user_panic`]).
 struct Tracked {
     id: u64,
     log: Arc<Mutex<Vec<u64>>>,
+    panics: bool,
 }
 
 impl Drop for Tracked {
     fn drop(&mut self) {
         self.log.lock().unwrap().push(self.id);
+        if self.panics {
+            crate::user_panic();
+        }
     }
 }
 
@@ -124,12 +138,13 @@ pub fn run(input: Input) {
     let mut next = 0;
     loop {
         // One epoch: the operations up to the next reset (or the end).
-        let tracked: Vec<u64> = {
+        let (tracked, panics): (Vec<u64>, bool) = {
             let mut epoch = Epoch {
                 bump: &bump,
                 blocks: Vec::new(),
                 vecs: Vec::new(),
                 tracked: Vec::new(),
+                panics: false,
                 ceiling,
                 last_allocated: bump.allocated_bytes(),
                 spans: Vec::new(),
@@ -140,15 +155,20 @@ pub fn run(input: Input) {
                 next += 1;
             }
             ceiling = epoch.ceiling;
-            epoch.tracked.iter().map(|&(_, id)| id).collect()
+            (
+                epoch.tracked.iter().map(|&(_, id)| id).collect(),
+                epoch.panics,
+            )
         };
         assert!(
             log.lock().unwrap().is_empty(),
             "a destructor ran before reset"
         );
         if next == ops.len() {
-            // Dropping the arena runs the remaining destructors, newest first.
-            drop(bump);
+            // Dropping the arena runs the remaining destructors, newest first,
+            // all of them even if one panics.
+            let returned = crate::expect_panic(move || drop(bump)).is_some();
+            assert_eq!(!returned, panics, "a destructor's panic reaches the drop");
             let got = std::mem::take(&mut *log.lock().unwrap());
             let want: Vec<u64> = tracked.iter().rev().copied().collect();
             assert_eq!(got, want, "drop runs each destructor once, newest first");
@@ -156,10 +176,27 @@ pub fn run(input: Input) {
         }
         next += 1; // the reset
         let held = bump.allocated_bytes();
-        bump.reset();
+        let chunks = bump.chunk_count();
+        let returned = crate::expect_panic(|| bump.reset()).is_some();
+        assert_eq!(!returned, panics, "a destructor's panic reaches reset");
         let got = std::mem::take(&mut *log.lock().unwrap());
         let want: Vec<u64> = tracked.iter().rev().copied().collect();
         assert_eq!(got, want, "reset runs each destructor once, newest first");
+        if !returned {
+            // It left by the panic before freeing or rewinding any chunk;
+            // the arena goes on from there.
+            assert_eq!(
+                bump.chunk_count(),
+                chunks,
+                "a reset that panicked freed chunks"
+            );
+            assert_eq!(
+                bump.allocated_bytes(),
+                held,
+                "a reset that panicked freed bytes"
+            );
+            continue;
+        }
         assert!(bump.chunk_count() <= 1, "reset keeps at most one chunk");
         assert!(bump.allocated_bytes() <= held, "reset grew the arena");
         if let Some(c) = ceiling.as_mut() {

@@ -43,16 +43,23 @@ pub(super) enum Op {
         seed: u8,
         try_: bool,
     },
+    /// `alloc_slice_fill_with` of `len % 1025` `u32`s; with `panics_at`,
+    /// the filler panics at that index (if there is one): the panic
+    /// reaches the caller, the values made are leaked, the arena goes on.
     FillWith {
         len: u16,
         seed: u32,
         try_: bool,
+        panics_at: Option<u16>,
     },
-    /// `alloc_with_drop` of a value with a destructor (or a `u64`).
+    /// `alloc_with_drop` of a value with a destructor (or a `u64`); a
+    /// value that `panics` panics when it is dropped (if it is the first
+    /// one to, in that drop pass).
     WithDrop {
         id: u64,
         plain: bool,
         try_: bool,
+        panics: bool,
     },
     /// Overwrites a live block with a new pattern.
     Rewrite {
@@ -216,13 +223,52 @@ impl Epoch<'_> {
                     self.push(p, 1, s.into_bytes(), false);
                 }
             }
-            Op::FillWith { len, seed, try_ } => {
+            Op::FillWith {
+                len,
+                seed,
+                try_,
+                panics_at,
+            } => {
                 let len = usize::from(len) % 1025;
                 let f = |i: usize| seed.wrapping_mul(i as u32 + 7);
-                let r = if self.use_try(try_) {
-                    expect_ok(bump, bump.try_alloc_slice_fill_with(len, f), before)
-                } else {
-                    Some(bump.alloc_slice_fill_with(len, f))
+                let t = self.use_try(try_);
+                let panics = panics_at.map(usize::from).filter(|&at| at < len);
+                let r = match panics {
+                    None if t => expect_ok(bump, bump.try_alloc_slice_fill_with(len, f), before),
+                    None => Some(bump.alloc_slice_fill_with(len, f)),
+                    Some(at) => {
+                        let g = |i: usize| {
+                            if i == at {
+                                crate::user_panic();
+                            }
+                            f(i)
+                        };
+                        let r = crate::expect_panic(|| {
+                            if t {
+                                bump.try_alloc_slice_fill_with(len, g).map(|_| ())
+                            } else {
+                                bump.alloc_slice_fill_with(len, g);
+                                Ok(())
+                            }
+                        });
+                        match r {
+                            // Only a failed `try_` (that never calls the
+                            // filler) returns.
+                            Some(r) => {
+                                assert!(r.is_err(), "a filler's panic did not reach the caller");
+                                expect_ok(bump, r, before);
+                            }
+                            // What was made is leaked; the arena goes on
+                            // (`check` sees every live block intact).
+                            None => {
+                                assert!(
+                                    bump.allocated_bytes() >= before,
+                                    "a panicking filler freed bytes"
+                                );
+                            }
+                        }
+                        None
+                    }
                 };
                 if let Some(r) = r {
                     let want: Vec<u8> = (0..len).flat_map(|i| f(i).to_ne_bytes()).collect();
@@ -230,7 +276,12 @@ impl Epoch<'_> {
                     self.push(p, 4, want, false);
                 }
             }
-            Op::WithDrop { id, plain, try_ } => {
+            Op::WithDrop {
+                id,
+                plain,
+                try_,
+                panics,
+            } => {
                 let t = self.use_try(try_);
                 if plain {
                     let r = if t {
@@ -246,10 +297,29 @@ impl Epoch<'_> {
                     let v = Tracked {
                         id,
                         log: Arc::clone(log),
+                        panics,
                     };
                     let dropped_before = log.lock().unwrap().len();
                     let r = if t {
-                        expect_ok(bump, bump.try_alloc_with_drop(v), before)
+                        // A failed `try_` drops the value inside the arena:
+                        // if it panics, the panic reaches the caller and
+                        // nothing was allocated.
+                        match crate::expect_panic(|| bump.try_alloc_with_drop(v)) {
+                            Some(r) => expect_ok(bump, r, before),
+                            None => {
+                                assert!(panics, "a destructor that does not panic panicked");
+                                assert!(
+                                    bump.allocation_limit().is_some(),
+                                    "try_alloc_with_drop dropped its value without a limit"
+                                );
+                                assert_eq!(
+                                    bump.allocated_bytes(),
+                                    before,
+                                    "a failed try_* allocated"
+                                );
+                                None
+                            }
+                        }
                     } else {
                         Some(bump.alloc_with_drop(v))
                     };
@@ -258,6 +328,7 @@ impl Epoch<'_> {
                             let p = NonNull::from(r);
                             assert_eq!(p.as_ptr() as usize % align_of::<Tracked>(), 0);
                             self.tracked.push((p, id));
+                            self.panics |= panics;
                             assert_eq!(log.lock().unwrap().len(), dropped_before);
                         }
                         None => {

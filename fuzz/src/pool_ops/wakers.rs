@@ -3,15 +3,13 @@
 //! its statistics and its backing, takes a buffer and gives it back).
 //!
 //! The panicking waker panics only while the fuzzing thread is *armed*,
-//! inside [`expect_panic`]: that is where the model knows whether a
+//! inside [`expect_panic`] (`crate::expect_panic`): that is where the model knows whether a
 //! release hands a buffer to it, so it can check that the panic reaches
 //! the releaser exactly then. Anywhere else (a hand-off on the worker
 //! thread, the end of a run) it does nothing.
 
-use std::cell::Cell;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Once};
 use std::task::{Wake, Waker};
 
 use arbitrary::Arbitrary;
@@ -25,30 +23,6 @@ pub enum Kind {
     Reenters,
 }
 
-/// The message of the panicking waker's panic.
-pub(super) const PANIC: &str = "fuzz: a waker that panics";
-
-thread_local! {
-    static ARMED: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Lets the panicking waker's panic unwind: libFuzzer's panic hook
-/// aborts on every panic (so that a failed check is a crash), which would
-/// turn this expected one into a crash too. Every other panic still goes
-/// to the previous hook.
-fn quiet_hook() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let ours = ARMED.get() && info.payload().downcast_ref::<&str>() == Some(&PANIC);
-            if !ours {
-                previous(info);
-            }
-        }));
-    });
-}
-
 struct Panics;
 
 impl Wake for Panics {
@@ -56,9 +30,7 @@ impl Wake for Panics {
         self.wake_by_ref();
     }
     fn wake_by_ref(self: &Arc<Self>) {
-        if ARMED.get() {
-            std::panic::panic_any(PANIC);
-        }
+        crate::user_panic();
     }
 }
 
@@ -113,23 +85,14 @@ pub(super) fn waker(kind: Kind, pool: &Arc<Pool>, counts: &Arc<Reentries>) -> Wa
 /// with the panicking wakers armed, and checks that their panic reaches
 /// this caller exactly when `expected`.
 pub(super) fn expect_panic<T>(v: T, expected: bool, what: &str) {
-    quiet_hook();
-    ARMED.set(true);
-    let r = catch_unwind(AssertUnwindSafe(move || drop(v)));
-    ARMED.set(false);
-    match r {
-        Ok(()) => assert!(
+    match crate::expect_panic(move || drop(v)) {
+        Some(()) => assert!(
             !expected,
             "{what}: the waker's panic did not reach the releaser"
         ),
-        Err(p) => {
-            if p.downcast_ref::<&str>() != Some(&PANIC) {
-                resume_unwind(p);
-            }
-            assert!(
-                expected,
-                "{what}: a waker panicked, but none was handed a buffer"
-            );
-        }
+        None => assert!(
+            expected,
+            "{what}: a waker panicked, but none was handed a buffer"
+        ),
     }
 }
