@@ -9,8 +9,7 @@
 //! fails the demo instead. `ARENAPOOL_DEMO_MODES` (a comma-separated list,
 //! such as `pool,vec`) names the modes to run, for a run with a reason to
 //! leave one out: `.ci/run`'s valgrind pass leaves out io_uring mode,
-//! since valgrind runs one thread at a time and a worker waiting in
-//! `io_uring_enter` holds up the rest.
+//! whose child does not finish under valgrind (one thread at a time).
 //!
 //! Writes `arenapool-report/`: report.md, report.json and two SVG charts.
 
