@@ -34,8 +34,10 @@
 # `cargo +nightly fuzz fmt -O -a <target> <file>`.
 #
 # Needs the nightly toolchain and cargo-fuzz; installs what is missing
-# (rustup, `cargo install cargo-fuzz --locked`), and prints
-# `fuzz: SKIPPED (reason)` and exits 0 if it cannot.
+# (rustup, `cargo install cargo-fuzz --locked`). If it cannot, it shows the
+# installer's error and prints `fuzz: SKIPPED (reason)`: with
+# ARENAPOOL_STRICT=1 (as .ci/run sets) it then exits 1, otherwise 0 (and
+# records the skip in $ARENAPOOL_SKIP_LOG when that is set).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -82,18 +84,35 @@ fi
 # ---- toolchain (nightly, cargo-fuzz) ----
 skip() {
     echo "fuzz: SKIPPED ($*)"
+    if [ -n "${ARENAPOOL_SKIP_LOG:-}" ]; then
+        echo "SKIPPED fuzz: $*" >>"$ARENAPOOL_SKIP_LOG"
+    fi
+    if [ "${ARENAPOOL_STRICT:-0}" = 1 ]; then
+        echo "ARENAPOOL_STRICT=1: fuzzing did not run: $*" >&2
+        exit 1
+    fi
     exit 0
+}
+
+# Runs an installer quietly; on failure shows the end of what it said.
+quietly() {
+    local out
+    if out=$("$@" 2>&1); then
+        return 0
+    fi
+    printf '%s\n' "$out" | tail -n 20 | sed 's/^/  /' >&2
+    return 1
 }
 
 command -v rustup >/dev/null 2>&1 || skip "no rustup to get the nightly toolchain"
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then
     echo "fuzz: installing the nightly toolchain"
-    rustup toolchain install nightly --profile minimal >/dev/null 2>&1 ||
+    quietly rustup toolchain install nightly --profile minimal ||
         skip "cannot install the nightly toolchain"
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "fuzz: installing cargo-fuzz"
-    cargo install cargo-fuzz --locked >/dev/null 2>&1 || skip "cannot install cargo-fuzz"
+    quietly cargo install cargo-fuzz --locked || skip "cannot install cargo-fuzz"
 fi
 
 # ---- fuzzing ----

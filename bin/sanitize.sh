@@ -8,6 +8,11 @@
 #
 # A TSan report can come after libtest has printed "ok"; the process then
 # exits 66, and cargo fails on that exit code, as this script does.
+#
+# Under ThreadSanitizer it then runs tests/tokio_read_race.rs, a deliberate
+# data race on a pool buffer during a tokio receive (ignored otherwise),
+# and fails unless TSan reports it: the suppressions must not hide a race
+# on our buffers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 san="${1:?usage: bin/sanitize.sh thread|address}"
@@ -32,3 +37,21 @@ run -p arenapool --lib "${tests[@]}"
 run -p arenapool --features io-uring --test uring
 run -p arenapool-alloc --lib --tests
 echo "sanitizer $san: all tests passed"
+if [ "$san" = thread ]; then
+    race=a_race_on_a_pool_buffer_during_a_tokio_receive_is_reported
+    log="target/san-$san/deliberate-race.log"
+    if run -p arenapool --test tokio_read_race -- --ignored --exact "$race" >"$log" 2>&1; then
+        reported=false
+    else
+        grep -q "WARNING: ThreadSanitizer: data race" "$log" && grep -q "$race" "$log" &&
+            reported=true || reported=false
+    fi
+    if ! $reported; then
+        tail -n 40 "$log"
+        echo "sanitizer thread: FAILED: the deliberate race on a pool buffer" \
+            "(tests/tokio_read_race.rs) was not reported; log: $log"
+        exit 1
+    fi
+    grep -m 1 "^SUMMARY: ThreadSanitizer" "$log"
+    echo "sanitizer thread: the deliberate race on a pool buffer during a tokio receive was reported, as it must be"
+fi

@@ -1,8 +1,16 @@
 //! The demo: part 1 (the seed's table, [`crate::seed`]) and part 2, the
 //! packet-server case study, pool mode, Vec mode and io_uring mode under
 //! the same load, each in a fresh child process so that its peak RSS is
-//! its own. io_uring mode is left out, with the reason printed, where the
-//! kernel does not offer it.
+//! its own. A child that fails (exits non-zero or reports nothing) fails
+//! the demo, naming its mode: nothing is re-run or hidden.
+//!
+//! io_uring mode is left out, with the reason printed, where it cannot run
+//! here; in strict mode (`ARENAPOOL_STRICT=1`, as `.ci/run` sets) that
+//! fails the demo instead. `ARENAPOOL_DEMO_MODES` (a comma-separated list,
+//! such as `pool,vec`) names the modes to run, for a run with a reason to
+//! leave one out: `.ci/run`'s valgrind pass leaves out io_uring mode,
+//! whose child does not finish under valgrind (one thread at a time).
+//!
 //! Writes `arenapool-report/`: report.md, report.json and two SVG charts.
 
 use std::io::{BufRead, BufReader};
@@ -25,6 +33,8 @@ use crate::seed::{self, SeedTable};
 pub(crate) const CHILD_COMMAND: &str = "demo-case";
 const PROGRESS: &str = "progress ";
 const RESULT: &str = "result ";
+/// The modes to run, when not all (a comma-separated list).
+const MODES_VAR: &str = "ARENAPOOL_DEMO_MODES";
 
 /// What the demo runs.
 #[derive(Debug, Clone)]
@@ -63,16 +73,7 @@ impl DemoOptions {
 
 pub(crate) fn run(opts: &DemoOptions) -> Result<(), String> {
     let started = Instant::now();
-    let modes: Vec<Mode> = Mode::ALL
-        .into_iter()
-        .filter(|m| match m.unavailable() {
-            None => true,
-            Some(why) => {
-                println!("arenapool: {m} mode left out of the demo: {why}");
-                false
-            }
-        })
-        .collect();
+    let modes = modes()?;
     let bar = ProgressBar::new(seed::STEPS + modes.len() as u64 * opts.load.count);
     if let Ok(style) =
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {percent:>3}% {wide_msg}")
@@ -83,7 +84,6 @@ pub(crate) fn run(opts: &DemoOptions) -> Result<(), String> {
 
     let table = seed::run(opts.quick, &bar)?;
     let mut runs = Vec::new();
-    let mut in_process = false;
     for &mode in &modes {
         bar.set_message(format!("part 2: {mode} mode, {} requests", opts.load.count));
         let config = CaseConfig {
@@ -97,12 +97,8 @@ pub(crate) fn run(opts: &DemoOptions) -> Result<(), String> {
         let result = match run_child(&config, &bar, base) {
             Ok(r) => r,
             Err(e) => {
-                // Still measure, but say that RSS is not per mode then.
-                bar.println(format!(
-                    "arenapool: child process failed ({e}); running in-process"
-                ));
-                in_process = true;
-                case::run(&config).map_err(|e| e.to_string())?
+                bar.finish_and_clear();
+                return Err(format!("part 2, {mode} mode: {e}"));
             }
         };
         bar.set_position(base + opts.load.count);
@@ -111,7 +107,7 @@ pub(crate) fn run(opts: &DemoOptions) -> Result<(), String> {
     bar.finish_and_clear();
 
     let study = CaseStudy {
-        notes: notes(opts, in_process),
+        notes: notes(opts),
         runs,
     };
     let wall = started.elapsed();
@@ -159,9 +155,9 @@ fn part2_text(opts: &DemoOptions, s: &CaseStudy) -> String {
     )
 }
 
-fn notes(opts: &DemoOptions, in_process: bool) -> Vec<String> {
+fn notes(opts: &DemoOptions) -> Vec<String> {
     let m = arenapool_bench::Machine::detect();
-    let mut n = vec![
+    vec![
         format!("machine: {} ({} CPUs, {})", m.cpu, m.cpus, m.os),
         format!(
             "server: {} workers (one thread + one socket each, SO_REUSEPORT on Linux), {}-byte buffers, pool of {} buffers, batches of {}",
@@ -173,14 +169,67 @@ fn notes(opts: &DemoOptions, in_process: bool) -> Vec<String> {
         ),
         "the load generator runs in the same process (its own thread) and checks every reply: payload pattern and checksum".into(),
         "uring mode: no tokio; each worker owns an io_uring with a provided buffer ring of pool buffers (half its share of the pool), one multishot recvmsg, and sends each reply with sendmsg from the buffer it arrived in; its pool buffers are longer by the kernel's recvmsg header and the source address (arenapool::uring::RECVMSG_HEADROOM)".into(),
-    ];
-    n.push(if in_process {
-        "peak RSS: measured in this process after earlier parts ran; not a per-mode figure".into()
-    } else {
-        "peak RSS: VmHWM of a fresh process per mode, holding server + load generator + runtimes"
-            .into()
-    });
-    n
+        "peak RSS: VmHWM of a fresh process per mode, holding server + load generator + runtimes".into(),
+    ]
+}
+
+/// Whether this run is strict (`ARENAPOOL_STRICT=1`): nothing may be left
+/// out.
+fn strict() -> bool {
+    std::env::var_os("ARENAPOOL_STRICT").is_some_and(|v| v == "1")
+}
+
+/// The modes part 2 runs: those `ARENAPOOL_DEMO_MODES` names (all when it
+/// is unset), less those that cannot run here, each printed with its
+/// reason.
+///
+/// # Errors
+///
+/// If `ARENAPOOL_DEMO_MODES` names an unknown mode or none, or, in strict
+/// mode, if a mode cannot run.
+fn modes() -> Result<Vec<Mode>, String> {
+    let asked = match std::env::var(MODES_VAR) {
+        Err(_) => Mode::ALL.to_vec(),
+        Ok(list) => {
+            let named = list
+                .split(',')
+                .map(|m| m.trim().parse::<Mode>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("{MODES_VAR}={list}: {e}"))?;
+            let asked: Vec<Mode> = Mode::ALL
+                .into_iter()
+                .filter(|m| named.contains(m))
+                .collect();
+            let left_out: Vec<&str> = Mode::ALL
+                .into_iter()
+                .filter(|m| !asked.contains(m))
+                .map(Mode::name)
+                .collect();
+            if !left_out.is_empty() {
+                println!(
+                    "arenapool: {MODES_VAR}={list}: part 2 leaves out {} mode",
+                    left_out.join(" and ")
+                );
+            }
+            asked
+        }
+    };
+    let mut modes = Vec::with_capacity(asked.len());
+    for m in asked {
+        match m.unavailable() {
+            None => modes.push(m),
+            Some(why) if strict() => {
+                return Err(format!(
+                    "{m} mode cannot run here, and ARENAPOOL_STRICT=1 allows nothing to be left out: {why}"
+                ));
+            }
+            Some(why) => println!("arenapool: {m} mode left out of the demo: {why}"),
+        }
+    }
+    if modes.is_empty() {
+        return Err(format!("no mode of part 2 can run ({MODES_VAR})"));
+    }
+    Ok(modes)
 }
 
 /// Runs `config` in a child process (`arenapool demo-case <json>`),
@@ -210,7 +259,12 @@ fn run_child(config: &CaseConfig, bar: &ProgressBar, base: u64) -> Result<CaseRe
     let status = child.wait().map_err(|e| e.to_string())?;
     match result {
         Some(r) if status.success() => Ok(r),
-        _ => Err(format!("child exited with {status}")),
+        Some(_) => Err(format!(
+            "its child process (`{CHILD_COMMAND}`) reported a result, then exited with {status}"
+        )),
+        None => Err(format!(
+            "its child process (`{CHILD_COMMAND}`) exited with {status} without a result"
+        )),
     }
 }
 

@@ -5,6 +5,9 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+#[path = "../../server/tests/support/mod.rs"]
+mod support;
+
 fn arenapool(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_arenapool"))
         .args(args)
@@ -78,9 +81,9 @@ fn quick_demo_prints_both_parts_and_writes_the_report() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
     let runs = json["case_study"]["runs"].as_array().unwrap();
-    // Pool, Vec, and io_uring where the kernel offers it.
-    let uring = arenapool_server::Mode::Uring.unavailable().is_none();
-    assert_eq!(runs.len(), 2 + usize::from(uring));
+    // Pool, Vec, and io_uring unless the kernel refuses it.
+    let uring = support::mode_runs_here(arenapool_server::Mode::Uring);
+    assert_eq!(runs.len(), 2 + usize::from(uring), "{text}");
     for r in runs {
         assert_eq!(r["load"]["received"], 2000, "{r}");
     }
@@ -123,8 +126,14 @@ fn serve_takes_io_uring_as_its_mode() {
     ]);
     let text = String::from_utf8_lossy(&out.stdout);
     let err = String::from_utf8_lossy(&out.stderr);
-    if out.status.code() == Some(1) && err.contains("io_uring") {
-        eprintln!("skipped: this kernel gives no io_uring: {err}");
+    if let Some(why) = support::uring_refused() {
+        // Then, and only then, the server refuses to start, with the
+        // kernel's answer.
+        assert_eq!(out.status.code(), Some(1), "{text}\n{err}");
+        assert!(err.contains(&why.to_string()), "{why}: {err}");
+        support::skip::skip(format_args!(
+            "the kernel refuses io_uring (io_uring_setup: {why})"
+        ));
         return;
     }
     assert_eq!(out.status.code(), Some(0), "{err}");

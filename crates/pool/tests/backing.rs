@@ -6,6 +6,9 @@
 
 use arenapool::{Backing, BackingReport, BuildError, Fallback, Pages, Pool, Shortfall, Step};
 
+#[path = "support/skip.rs"]
+mod skip;
+
 const BACKINGS: [Backing; 4] = [
     Backing::Heap,
     Backing::Mmap,
@@ -228,9 +231,10 @@ fn mmap_and_thp_report_what_they_got() {
             r.to_string(),
             "transparent huge pages advised (the kernel decides per page), not locked"
         );
-        // Whether the kernel used huge pages shows in AnonHugePages; not
-        // asserted (fragmentation and `defrag` decide), only shown.
+        // THP is enabled (`always` or `madvise`) and the region is one
+        // aligned 2 MiB extent: the first touch faults in a huge page.
         let mut bufs: Vec<_> = (0..512).map_while(|_| pool.try_acquire()).collect();
+        assert_eq!(bufs.len(), 512);
         for b in &mut bufs {
             b.as_full_mut()[0] = 1;
         }
@@ -238,14 +242,28 @@ fn mmap_and_thp_report_what_they_got() {
             .iter_mut()
             .map(|b| b.as_full_mut().as_ptr().addr())
             .min()
-            .unwrap_or(0);
-        println!("THP region at {base:#x}: {}", anon_huge_kib(base));
+            .unwrap();
+        let huge = anon_huge_kib(base);
+        assert!(
+            huge.is_some_and(|kib| kib > 0),
+            "THP is enabled ({}), but the kernel backed the advised region at {base:#x} \
+             with no huge page: AnonHugePages {huge:?} kB (defrag: {})",
+            thp_setting("enabled"),
+            thp_setting("defrag"),
+        );
     }
 }
 
-/// The `AnonHugePages` line of the `/proc/self/smaps` entry holding `addr`.
-fn anon_huge_kib(addr: usize) -> String {
-    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
+/// A setting under `/sys/kernel/mm/transparent_hugepage/` (the whole
+/// line, the chosen value in brackets).
+fn thp_setting(name: &str) -> String {
+    std::fs::read_to_string(format!("/sys/kernel/mm/transparent_hugepage/{name}"))
+        .map_or_else(|e| e.to_string(), |s| s.trim().to_string())
+}
+
+/// `AnonHugePages` (kB) of the `/proc/self/smaps` entry holding `addr`.
+fn anon_huge_kib(addr: usize) -> Option<usize> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
     let mut inside = false;
     for line in smaps.lines() {
         if let Some((range, _)) = line.split_once(' ')
@@ -253,77 +271,103 @@ fn anon_huge_kib(addr: usize) -> String {
             && let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
         {
             inside = (lo..hi).contains(&addr);
-        } else if inside && line.starts_with("AnonHugePages:") {
-            return line.to_string();
+        } else if inside && let Some(v) = line.strip_prefix("AnonHugePages:") {
+            return v.trim().strip_suffix("kB")?.trim().parse().ok();
         }
     }
-    "no smaps entry".to_string()
+    None
+}
+
+/// A `HugeTlb` pool of `pages` huge pages (4 KiB buffers).
+fn huge_tlb_pool(pages: usize, fallback: Fallback) -> Result<Pool, BuildError> {
+    Pool::builder()
+        .buffer_size(4096)
+        .alignment(4096)
+        .capacity(pages * HUGE_PAGE / 4096)
+        .backing(Backing::HugeTlb)
+        .on_backing_unavailable(fallback)
+        .build()
+}
+
+const HUGE_PAGE: usize = 2 << 20;
+
+#[test]
+#[cfg(target_os = "linux")]
+#[cfg_attr(miri, ignore = "Miri cannot run mmap")]
+fn huge_tlb_degrades_or_fails_beyond_the_reserved_pages() {
+    // More huge pages than the kernel has or may add (surplus pages, up
+    // to `vm.nr_overcommit_hugepages`): `MAP_HUGETLB` fails, whatever the
+    // tests beside this one hold. Two when none are reserved.
+    let overcommit: usize = std::fs::read_to_string("/proc/sys/vm/nr_overcommit_hugepages")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    let pages = (meminfo("HugePages_Total:") + overcommit + 1).max(2);
+    if pages > 64 {
+        skip::skip(format_args!(
+            "the HugeTlb fallback: {pages} huge pages would be needed to exceed what the kernel has"
+        ));
+        return;
+    }
+    let pool = huge_tlb_pool(pages, Fallback::Degrade).unwrap();
+    touch_all(&pool);
+    let r = pool.backing();
+    assert_eq!(r.obtained, Pages::Small, "{r}");
+    check_huge_tlb(&r);
+    assert_eq!(
+        r.to_string(),
+        "huge pages requested, not available (mmap MAP_HUGETLB: ENOMEM): \
+         fell back to 4 KiB pages (mmap), not locked"
+    );
+    drop(pool);
+    let err = huge_tlb_pool(pages, Fallback::Fail).unwrap_err();
+    assert_eq!(
+        err,
+        BuildError::BackingUnavailable(Shortfall {
+            step: Step::MmapHugeTlb,
+            errno: Some(ENOMEM)
+        })
+    );
+    assert_eq!(
+        err.to_string(),
+        "the requested arena backing is not available: mmap MAP_HUGETLB: ENOMEM"
+    );
 }
 
 #[test]
 #[cfg(target_os = "linux")]
 #[cfg_attr(miri, ignore = "Miri cannot run mmap")]
-fn huge_tlb_degrades_or_fails_without_reserved_pages() {
-    let bytes = 4 << 20; // two huge pages
-    let build = |fallback| {
-        Pool::builder()
-            .buffer_size(4096)
-            .alignment(4096)
-            .capacity(bytes / 4096)
-            .backing(Backing::HugeTlb)
-            .on_backing_unavailable(fallback)
-            .build()
-    };
+fn huge_tlb_maps_reserved_huge_pages() {
+    // .ci/run reserves a few (`vm.nr_hugepages`) for this.
     if !huge_pages_reserved() {
-        println!("vm.nr_hugepages is 0: checking the fallback, not the success path");
-        let pool = build(Fallback::Degrade).unwrap();
-        touch_all(&pool);
-        let r = pool.backing();
-        assert_eq!(r.obtained, Pages::Small);
-        check_huge_tlb(&r);
-        assert_eq!(
-            r.to_string(),
-            "huge pages requested, not available (mmap MAP_HUGETLB: ENOMEM): \
-             fell back to 4 KiB pages (mmap), not locked"
-        );
-        let err = build(Fallback::Fail).unwrap_err();
-        assert_eq!(
-            err,
-            BuildError::BackingUnavailable(Shortfall {
-                step: Step::MmapHugeTlb,
-                errno: Some(ENOMEM)
-            })
-        );
-        assert_eq!(
-            err.to_string(),
-            "the requested arena backing is not available: mmap MAP_HUGETLB: ENOMEM"
-        );
-    } else {
-        let pool = build(Fallback::Degrade).unwrap();
-        touch_all(&pool);
-        let r = pool.backing();
-        check_huge_tlb(&r);
-        println!("reserved huge pages: {r}");
-        match build(Fallback::Fail) {
-            Ok(pool) => {
-                touch_all(&pool);
-                let r = pool.backing();
-                assert_eq!(r.obtained, Pages::Huge, "{r}");
-                assert_eq!(r.to_string(), "2 MiB huge pages (MAP_HUGETLB), not locked");
-            }
-            Err(e) => {
-                // Only when the free huge pages ran out (here, or taken by
-                // a test beside this one).
-                let free = meminfo("HugePages_Free:");
-                println!("Fail refused ({free} free huge pages now): {e}");
-                assert_eq!(
-                    e,
-                    BuildError::BackingUnavailable(Shortfall {
-                        step: Step::MmapHugeTlb,
-                        errno: Some(ENOMEM)
-                    })
-                );
-            }
+        skip::skip("no huge pages are reserved (vm.nr_hugepages is 0): the HugeTlb success path");
+        return;
+    }
+    let pool = huge_tlb_pool(1, Fallback::Degrade).unwrap();
+    touch_all(&pool);
+    check_huge_tlb(&pool.backing());
+    drop(pool);
+    match huge_tlb_pool(1, Fallback::Fail) {
+        Ok(pool) => {
+            touch_all(&pool);
+            let r = pool.backing();
+            assert_eq!(r.obtained, Pages::Huge, "{r}");
+            assert_eq!(r.to_string(), "2 MiB huge pages (MAP_HUGETLB), not locked");
+        }
+        Err(e) => {
+            // Only when the free huge pages ran out (taken by the tests
+            // beside this one).
+            assert_eq!(
+                e,
+                BuildError::BackingUnavailable(Shortfall {
+                    step: Step::MmapHugeTlb,
+                    errno: Some(ENOMEM)
+                })
+            );
+            let free = meminfo("HugePages_Free:");
+            skip::skip(format_args!(
+                "the reserved huge pages ran out ({free} free now): the HugeTlb success path"
+            ));
         }
     }
 }
@@ -368,6 +412,12 @@ fn mlock_respects_rlimit_memlock_when_unprivileged() {
         return unprivileged_child();
     }
     let exe = std::env::current_exe().unwrap();
+    let root = getuid().is_root();
+    // As root the child runs as nobody, who may not reach the test binary
+    // (a target directory under root's 0700 home): run a copy from a
+    // fresh directory that everyone can read.
+    let copy = root.then(|| ExeCopy::new(&exe));
+    let exe = copy.as_ref().map_or(exe, |c| c.exe.clone());
     let mut cmd = Command::new(&exe);
     cmd.args([
         "mlock_respects_rlimit_memlock_when_unprivileged",
@@ -376,7 +426,7 @@ fn mlock_respects_rlimit_memlock_when_unprivileged() {
         "--test-threads=1",
     ])
     .env(CHILD, "1");
-    if getuid().is_root() {
+    if root {
         // As root, CAP_IPC_LOCK ignores the limit: drop to nobody. std
         // calls setgroups(0) before setuid when it drops root.
         cmd.uid(65534).gid(65534);
@@ -403,9 +453,12 @@ fn mlock_respects_rlimit_memlock_when_unprivileged() {
     let out = match cmd.output() {
         Ok(out) => out,
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            // uid 65534 cannot reach the test binary (e.g. it lives under
-            // a private home directory): nothing to test here.
-            println!("skipped: cannot execute {} as nobody: {e}", exe.display());
+            // Even the copy: the temporary directory is private, or
+            // mounted noexec.
+            skip::skip(format_args!(
+                "the unprivileged mlock child: cannot execute {} as nobody: {e}",
+                exe.display()
+            ));
             return;
         }
         Err(e) => panic!("spawning {}: {e}", exe.display()),
@@ -427,6 +480,38 @@ fn mlock_respects_rlimit_memlock_when_unprivileged() {
         .filter_map(|l| l.find("child").map(|i| &l[i..]))
     {
         println!("{line}");
+    }
+}
+
+/// A copy of the test binary in a new directory of mode 0755 under the
+/// temporary directory, removed on drop.
+#[cfg(target_os = "linux")]
+struct ExeCopy {
+    dir: std::path::PathBuf,
+    exe: std::path::PathBuf,
+}
+
+#[cfg(target_os = "linux")]
+impl ExeCopy {
+    fn new(exe: &std::path::Path) -> Self {
+        use std::fs::{self, Permissions};
+        use std::os::unix::fs::PermissionsExt;
+
+        let dir = std::env::temp_dir().join(format!("arenapool-mlock-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, Permissions::from_mode(0o755)).unwrap();
+        let copy = dir.join(exe.file_name().unwrap());
+        fs::copy(exe, &copy).unwrap();
+        fs::set_permissions(&copy, Permissions::from_mode(0o755)).unwrap();
+        Self { dir, exe: copy }
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for ExeCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -245,9 +245,13 @@ fn cancelled_waiters_lose_no_buffer_and_no_wakeup() {
                 for round in 0..50u64 {
                     let limit = Duration::from_micros((t * 7 + round * 13) % 200);
                     if round % 2 == 0 {
-                        if let Ok(buf) = tokio::time::timeout(limit, pool.acquire_owned()).await {
+                        if let Ok(mut buf) = tokio::time::timeout(limit, pool.acquire_owned()).await
+                        {
                             served.fetch_add(1, SeqCst);
+                            buf.clear();
+                            buf.extend_from_slice(&t.to_le_bytes()).unwrap();
                             tokio::task::yield_now().await;
+                            assert_eq!(&buf[..], &t.to_le_bytes(), "buffer had two owners");
                             drop(buf);
                         }
                     } else {
@@ -268,25 +272,40 @@ fn cancelled_waiters_lose_no_buffer_and_no_wakeup() {
                 .expect("stuck")
                 .unwrap();
         }
-        // Every buffer is free and reachable, and new waiters still wake.
+        // Every buffer is free and reachable, and new waiters still wake:
+        // one each, each held until all are served.
         let all: Vec<OwnedBuf> = (0..CAPACITY)
             .map(|_| pool.try_acquire_owned().unwrap())
             .collect();
+        let mut indices: Vec<_> = all.iter().map(OwnedBuf::index).collect();
+        indices.sort_unstable();
+        let (held_tx, held_rx) = tokio::sync::mpsc::channel::<OwnedBuf>(CAPACITY);
         let waiters: Vec<_> = (0..CAPACITY)
             .map(|_| {
-                let pool = pool.clone();
-                tokio::spawn(async move { pool.acquire_owned().await.index() })
+                let (pool, held_tx) = (pool.clone(), held_tx.clone());
+                tokio::spawn(async move { held_tx.send(pool.acquire_owned().await).await })
             })
             .collect();
+        drop(held_tx);
         drop(all);
         for w in waiters {
             tokio::time::timeout(STUCK, w)
                 .await
                 .expect("stuck")
+                .unwrap()
                 .unwrap();
         }
+        let mut woken = Vec::new();
+        let mut held_rx = held_rx;
+        while let Some(buf) = held_rx.recv().await {
+            woken.push(buf);
+        }
+        let mut got: Vec<_> = woken.iter().map(OwnedBuf::index).collect();
+        got.sort_unstable();
+        assert_eq!(got, indices, "each waiter got its own buffer");
     });
-    assert!(served.load(SeqCst) > 0);
+    // The first CAPACITY acquires found free buffers and nobody waiting.
+    assert!(served.load(SeqCst) >= CAPACITY, "{served:?}");
     let s = pool.stats();
     assert_eq!((s.in_use, s.waiting), (0, 0), "{s:?}");
 }
@@ -351,14 +370,15 @@ fn blocking_and_async_waiters_share_the_queue() {
     assert_eq!(blocking.join().unwrap().unwrap(), 0);
 }
 
-/// 64 tasks contend for 8 buffers on a multi-thread runtime. Each holder
-/// writes its id into the buffer and checks it before release, so a buffer
-/// with two owners is caught. Reports the longest wait.
+/// 64 tasks contend for 8 buffers on a multi-thread runtime, 500 acquires
+/// each. Each holder writes its id into the buffer and checks it before
+/// release, so a buffer with two owners is caught. Reports the longest
+/// wait.
 #[test]
-#[cfg_attr(miri, ignore = "a multi-second run on a thread pool")]
+#[cfg_attr(miri, ignore = "32,000 acquires on a thread pool")]
 fn stress_64_tasks_8_buffers() {
     const TASKS: u64 = 64;
-    let run_for = Duration::from_millis(1500);
+    const ROUNDS: u64 = 500;
     let pool = pool(8);
     let max_wait_ns = Arc::new(AtomicU64::new(0));
     let ops = Arc::new(AtomicU64::new(0));
@@ -368,7 +388,7 @@ fn stress_64_tasks_8_buffers() {
             .map(|id| {
                 let (pool, max_wait_ns, ops) = (pool.clone(), max_wait_ns.clone(), ops.clone());
                 tokio::spawn(async move {
-                    while start.elapsed() < run_for {
+                    for _ in 0..ROUNDS {
                         let asked = Instant::now();
                         let mut buf = pool.acquire_owned().await;
                         let waited = asked.elapsed().as_nanos() as u64;
@@ -396,6 +416,6 @@ fn stress_64_tasks_8_buffers() {
         start.elapsed(),
         Duration::from_nanos(max_wait_ns.load(SeqCst))
     );
-    assert!(ops.load(SeqCst) >= TASKS);
+    assert_eq!(ops.load(SeqCst), TASKS * ROUNDS);
     assert_eq!((s.in_use, s.waiting, s.capacity), (0, 0, 8), "{s:?}");
 }

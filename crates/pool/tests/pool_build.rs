@@ -171,18 +171,20 @@ fn too_large() {
     ignore = "Miri aborts on huge allocations instead of returning null"
 )]
 fn alloc_failure_is_a_typed_error() {
-    // 2^16 x 2^30 = 2^46 bytes (64 TiB): below isize::MAX, so it passes the
-    // checks, but no allocator here can provide it.
+    // 2^32 x 2^30 = 2^62 bytes (4 EiB): below isize::MAX, so it passes the
+    // checks, but it lies beyond any address space (47 bits, or 56 with
+    // 5-level paging): no allocator can map it, even with
+    // `vm.overcommit_memory = 1`.
     let err = Pool::builder()
-        .buffer_size(1 << 16)
+        .buffer_size(1 << 32)
         .capacity(1 << 30)
         .build()
-        .expect_err("64 TiB cannot be allocated");
+        .expect_err("4 EiB cannot be allocated");
     assert!(
-        matches!(err, BuildError::Alloc { bytes } if bytes == 1 << 46),
+        matches!(err, BuildError::Alloc { bytes } if bytes == 1 << 62),
         "{err:?}"
     );
-    assert!(err.to_string().contains(&(1u64 << 46).to_string()), "{err}");
+    assert!(err.to_string().contains(&(1u64 << 62).to_string()), "{err}");
 }
 
 #[test]

@@ -2,9 +2,11 @@
 //! receives with provided buffer rings (single, multishot, `recvmsg`),
 //! running a ring dry, and dropping a ring with operations in flight.
 //!
-//! Each test skips (and says why) when the kernel gives no io_uring
-//! (`ENOSYS`, or `EPERM` from `kernel.io_uring_disabled` or seccomp). They
-//! make syscalls Miri cannot run.
+//! Each test skips (visibly, and as a failure in strict mode: see
+//! `support/skip.rs`) only when the kernel refuses io_uring itself:
+//! `io_uring_setup` fails with `ENOSYS`, or `EPERM` from
+//! `kernel.io_uring_disabled` or seccomp. Any other setup error fails the
+//! test. They make syscalls Miri cannot run.
 
 #![cfg(all(feature = "io-uring", target_os = "linux"))]
 
@@ -18,7 +20,11 @@ use std::time::Duration;
 use arenapool::Pool;
 use arenapool::uring::{Completion, Ring, UringError};
 
-/// A ring, or `None` (printed) when this kernel has no usable io_uring.
+#[path = "support/skip.rs"]
+mod skip;
+
+/// A ring, or `None` (after [`skip::skip`]) when the kernel refuses
+/// io_uring (`ENOSYS`, `EPERM`).
 fn ring(pool: &Arc<Pool>, fixed: bool) -> Option<Ring> {
     let made = if fixed {
         Ring::new(Arc::clone(pool), 32)
@@ -27,8 +33,10 @@ fn ring(pool: &Arc<Pool>, fixed: bool) -> Option<Ring> {
     };
     match made {
         Ok(r) => Some(r),
-        Err(UringError::Setup(e)) => {
-            eprintln!("skipping: io_uring is not available here ({e})");
+        Err(UringError::Setup(e))
+            if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) =>
+        {
+            skip::skip(format_args!("the kernel refuses io_uring ({e})"));
             None
         }
         Err(e) => panic!("cannot build the ring: {e}"),

@@ -6,8 +6,10 @@
 //! dropped. A waiter whose waker panics sits on the pool, so the first
 //! buffer the teardown gives back runs that waker.
 //!
-//! Each test skips (and says why) when the kernel gives no io_uring or the
-//! temp directory's file system refuses `O_DIRECT`.
+//! Each test skips (visibly, and as a failure in strict mode: see
+//! `support/skip.rs`) only when the kernel refuses io_uring itself
+//! (`ENOSYS`, `EPERM`) or the temp directory's file system refuses
+//! `O_DIRECT`.
 
 #![cfg(all(feature = "io-uring", feature = "async", target_os = "linux"))]
 
@@ -23,6 +25,9 @@ use std::time::Duration;
 
 use arenapool::Pool;
 use arenapool::uring::{Ring, UringError};
+
+#[path = "support/skip.rs"]
+mod skip;
 
 const BUF: usize = 4 << 20;
 const BUFS: usize = 8;
@@ -63,7 +68,7 @@ fn direct_file() -> Option<(TempFile, std::fs::File)> {
     {
         Ok(f) => Some((tmp, f)),
         Err(e) => {
-            eprintln!("skipping: O_DIRECT refused in the temp directory ({e})");
+            skip::skip(format_args!("O_DIRECT refused in the temp directory ({e})"));
             None
         }
     }
@@ -88,8 +93,10 @@ fn a_waker_panicking_in_the_teardown_cannot_expose_a_buffer_the_kernel_writes() 
     );
     let mut ring = match Ring::new(Arc::clone(&pool), 32) {
         Ok(r) => r,
-        Err(UringError::Setup(e)) => {
-            eprintln!("skipping: io_uring is not available here ({e})");
+        Err(UringError::Setup(e))
+            if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) =>
+        {
+            skip::skip(format_args!("the kernel refuses io_uring ({e})"));
             return;
         }
         Err(e) => panic!("cannot build the ring: {e}"),

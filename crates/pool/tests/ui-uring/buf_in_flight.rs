@@ -1,5 +1,5 @@
 // Submitting an operation moves the buffer into the ring: while the kernel
-// may write it, safe code has no handle to touch, drop or reuse it.
+// may write it, no view of its bytes survives in safe code.
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ fn main() {
     let mut ring = Ring::new(Arc::clone(&pool), 8).unwrap();
     let file = std::fs::File::open("/dev/zero").unwrap();
     let mut buf = pool.try_acquire_owned().unwrap();
+    let full = buf.as_full_mut();
     let _id = ring.read_fixed(&file, buf, 0).unwrap();
-    buf.as_full_mut()[0] = 1; // the kernel may be writing it
-    drop(buf); // or give it back to the pool while the kernel writes
+    full[0] = 1; // the kernel may be writing it
 }
