@@ -31,7 +31,10 @@ pub struct Stats {
     pub failed_acquires: u64,
     /// Acquires that found the pool empty (or others waiting) and queued.
     pub waits: u64,
-    /// Callers in the wait queue right now (blocking and async).
+    /// Callers in the wait queue right now (blocking and async) that have
+    /// not been handed a buffer yet. A waiter that was handed one stops
+    /// counting at once, even before it runs to collect it (and so does a
+    /// future that was leaked while it waited).
     pub waiting: usize,
     /// Arena segments allocated: 1, plus one per growth step.
     pub segments: usize,
