@@ -21,6 +21,8 @@ use std::ptr::{self, NonNull};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crossbeam_utils::CachePadded;
+
 use crate::backing::BackingReport;
 use crate::builder::{Config, PoolBuilder};
 use crate::cache::{self, Cache};
@@ -32,7 +34,6 @@ use crate::stats::Stats;
 use crate::sync::Ordering::{Acquire, Relaxed, Release};
 use crate::sync::{AtomicU32, AtomicU64, AtomicUsize, Mutex, lock};
 use crate::wait::{Panic, Queue};
-use crossbeam_utils::CachePadded;
 
 /// A pool of fixed-size byte buffers carved from one arena.
 ///
