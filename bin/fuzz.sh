@@ -26,10 +26,10 @@
 #   nohup bin/fuzz.sh --campaign 6 > fuzz/target/campaign.out 2>&1 &
 #
 # A failed model check (a panic), a sanitizer report (memory error or
-# leak), a hang (an input that runs past 10 s) or libFuzzer turning its leak
-# checks off (after 1000 runs that allocate more than they free: the target
-# would no longer find leaks) fails the run; the input is left in
-# fuzz/artifacts/<target>/. Replay one with
+# leak), a hang (an input that runs past 10 s, 60 s in a campaign) or
+# libFuzzer turning its leak checks off (after 1000 runs that allocate more
+# than they free: the target would no longer find leaks) fails the run;
+# the input is left in fuzz/artifacts/<target>/. Replay one with
 # `cargo +nightly fuzz run -O -a <target> <file>`, print it with
 # `cargo +nightly fuzz fmt -O -a <target> <file>`.
 #
@@ -119,7 +119,11 @@ fi
 # -O: optimised; -a: with debug assertions and overflow checks, as the
 # crates' own tests run.
 flags=(-O -a)
-libfuzzer=(-timeout=10 -rss_limit_mb=4096 -print_final_stats=1)
+# A hang is an input that runs past 10 s (60 s in a campaign: over hours on
+# a shared machine, a stall of the whole machine outlasted 10 s once, for an
+# input that runs in 4 ms).
+if $campaign; then timeout=60; else timeout=10; fi
+libfuzzer=(-timeout=$timeout -rss_limit_mb=4096 -print_final_stats=1)
 # 64 operations (all a target runs) fit in well under 2 KiB; longer inputs
 # only cost time.
 max_len=-max_len=2048
@@ -134,6 +138,8 @@ stats() {
     local log=$1 runs took rate cov ft
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     took=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -n 1)
+    # No "Done" line after a crash: the time the run took.
+    [ -n "$took" ] || took=$(($(date +%s) - run_start))
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
     cov=$(sed -n 's/^#[0-9]*[[:space:]]*\(DONE\|pulse\|NEW\|REDUCE\|INITED\)[[:space:]]*cov: \([0-9]*\).*/\2/p' "$log" | tail -n 1)
     ft=$(sed -n 's/^#[0-9]*[[:space:]]*\(DONE\|pulse\|NEW\|REDUCE\|INITED\)[[:space:]]*cov: [0-9]* ft: \([0-9]*\).*/\2/p' "$log" | tail -n 1)
@@ -157,6 +163,7 @@ report() {
 fuzz_target() {
     local t=$1 work=$2 log=$3
     mkdir -p "$work" "fuzz/corpus/$t"
+    run_start=$(date +%s)
     # The first corpus directory receives new inputs; the seeds are read.
     cargo +nightly fuzz run "${flags[@]}" "$t" "$work" "fuzz/corpus/$t" -- \
         -max_total_time="$secs" ${runs:+-runs="$runs"} "$max_len" "${libfuzzer[@]}" >"$log" 2>&1 || return 1
