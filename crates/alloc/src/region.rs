@@ -23,12 +23,13 @@
 //! one thread and handed out again to another is not raced on
 //! (`region/offset.rs` has the protocol and its loom models).
 //!
-//! Under Miri, run a program that installs a `Region` as its global
-//! allocator with `-Zmiri-tree-borrows`. Stacked Borrows flags std's own
-//! thread spawn: it frees a `Box` argument and allocates again while that
-//! argument is still protected, and the region hands the freed bytes back.
-//! Miri cannot see a user allocator's free, so it takes the new block for
-//! an alias of the old `Box` (rust-lang/miri#5284).
+//! Miri cannot check a program that installs a `Region` as its global
+//! allocator: both of its borrow models flag std's own thread start, which
+//! frees a `Box` argument and allocates again while that argument is still
+//! protected, when the region hands the freed bytes straight back. Miri
+//! cannot see a user allocator's free, so it takes the new block for an
+//! alias of the old `Box` (rust-lang/miri#5284). The region's own code runs
+//! under Miri through its unit tests, which call it directly.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::UnsafeCell;
