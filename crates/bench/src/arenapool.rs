@@ -1,9 +1,9 @@
 //! `arenapool` itself as a candidate, with either kind of handle:
 //!
-//! * [`ArenaPool`]: an `Arc<Pool>` handing out [`OwnedBuf`]s through
+//! * [`ArenaPool`]: an `Pool` handing out [`OwnedBuf`]s through
 //!   `try_acquire_owned` (each handle clones and drops the `Arc`);
 //! * [`StaticArenaPool`]: a pool that lives for the whole process (as a
-//!   server's `static` pool would), handing out borrowed [`Buf<'static>`]s
+//!   server's `static` pool would), handing out borrowed [`PoolBuf<'static>`]s
 //!   through `try_acquire`, which are `Send` and `'static` too.
 //!
 //! The pool comes from a [`PoolBuilder`] the caller passes in, so each
@@ -11,16 +11,15 @@
 //! ([`crate::roster`]).
 
 use std::fmt;
-use std::sync::Arc;
 
-use arenapool::{Buf, OwnedBuf, Pool, PoolBuilder};
+use arenapool::{OwnedBuf, Pool, PoolBuf, PoolBuilder};
 
 use crate::candidate::{Candidate, SIZE, TOUCH};
 
 /// An arenapool [`Pool`] configured by a builder, under a name.
 pub struct ArenaPool {
     name: String,
-    pool: Arc<Pool>,
+    pool: Pool,
 }
 
 /// Why an [`ArenaPool`] could not be made.
@@ -62,12 +61,12 @@ impl ArenaPool {
     pub fn new(name: impl Into<String>, builder: PoolBuilder) -> Result<Self, ArenaPoolError> {
         Ok(Self {
             name: name.into(),
-            pool: Arc::new(build(builder)?),
+            pool: build(builder)?,
         })
     }
 
     /// The pool, for its statistics.
-    pub fn pool(&self) -> &Arc<Pool> {
+    pub fn pool(&self) -> &Pool {
         &self.pool
     }
 
@@ -97,7 +96,7 @@ fn exhausted(name: &str, pool: &Pool) -> ! {
 }
 
 /// An arenapool [`Pool`] that lives until the process exits, handing out
-/// borrowed `Buf<'static>` handles: no reference count per buffer.
+/// borrowed `PoolBuf<'static>` handles: no reference count per buffer.
 pub struct StaticArenaPool {
     name: String,
     pool: &'static Pool,
@@ -128,14 +127,14 @@ impl fmt::Debug for StaticArenaPool {
 }
 
 impl Candidate for StaticArenaPool {
-    type Buf = Buf<'static>;
+    type Buf = PoolBuf<'static>;
 
     fn name(&self) -> String {
         self.name.clone()
     }
 
     #[inline]
-    fn acquire(&self) -> Buf<'static> {
+    fn acquire(&self) -> PoolBuf<'static> {
         match self.pool.try_acquire() {
             Some(buf) => buf,
             None => exhausted(&self.name, self.pool),
@@ -143,17 +142,17 @@ impl Candidate for StaticArenaPool {
     }
 
     #[inline]
-    fn touch(buf: &mut Buf<'static>) {
+    fn touch(buf: &mut PoolBuf<'static>) {
         // Cannot fail: buffers hold SIZE >= 64 bytes, a fresh one is empty.
         let _ = buf.extend_from_slice(&TOUCH);
     }
 
     #[inline]
-    fn release(&self, buf: Buf<'static>) {
+    fn release(&self, buf: PoolBuf<'static>) {
         drop(buf);
     }
 
-    fn fill<'a>(buf: &'a mut Buf<'static>, byte: u8) -> &'a [u8] {
+    fn fill<'a>(buf: &'a mut PoolBuf<'static>, byte: u8) -> &'a [u8] {
         buf.as_full_mut().fill(byte);
         buf.as_full()
     }

@@ -263,7 +263,7 @@ impl Candidate for ShardedSlab {
 
     #[inline]
     fn acquire(&self) -> Self::Buf {
-        match Arc::clone(&self.pool).create_owned() {
+        match self.pool.clone().create_owned() {
             Some(buf) => buf,
             None => panic!("sharded-slab Pool: this thread's shard is full"),
         }
@@ -326,7 +326,7 @@ impl Candidate for OPool {
 
     #[inline]
     fn acquire(&self) -> Self::Buf {
-        Arc::clone(&self.pool).get_rc()
+        self.pool.clone().get_rc()
     }
 
     #[inline]

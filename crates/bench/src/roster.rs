@@ -129,9 +129,9 @@ pub fn roster() -> Vec<Entry> {
         pool::<OPool>(),
         pool::<QueuePool>(),
         pool::<MutexPool>(),
-        arena_static("arenapool Buf, cache 32", arenapool()),
-        arena("arenapool OwnedBuf, cache 32", arenapool()),
-        arena_static("arenapool Buf, no cache", arenapool().cache_size(0)),
+        arena_static("arenapool PoolBuf, cache 128", arenapool()),
+        arena("arenapool OwnedBuf, cache 128", arenapool()),
+        arena_static("arenapool PoolBuf, no cache", arenapool().cache_size(0)),
         arena("arenapool OwnedBuf, no cache", arenapool().cache_size(0)),
     ]);
     entries

@@ -17,7 +17,7 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, mpsc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use arenapool::{OwnedBuf, Pool, Stats};
@@ -95,7 +95,7 @@ enum Parcel {
 }
 
 struct Shared {
-    pool: Arc<Pool>,
+    pool: Pool,
     serial: AtomicU64,
     stop: AtomicBool,
     violations: AtomicU64,
@@ -202,7 +202,7 @@ fn worker(
                 c.acquires += 1;
                 let got = match rng.below(3) {
                     0 => pool.try_acquire_owned(),
-                    1 => pool.acquire_owned_timeout(Duration::from_millis(2)).ok(),
+                    1 => pool.acquire_owned_blocking(Duration::from_millis(2)).ok(),
                     // The async acquire, polled once: if it has to wait, it
                     // is cancelled (a buffer handed to it meanwhile must
                     // pass on to the next waiter).
@@ -277,15 +277,13 @@ fn worker(
 /// every 100 ms with the elapsed fraction (for a progress bar).
 pub fn stress(duration: Duration, threads: usize, tick: impl Fn(f64)) -> StressReport {
     let threads = threads.max(1);
-    let pool = Arc::new(
-        Pool::builder()
-            .buffer_size(STRESS_BUFFER)
-            .capacity(STRESS_CAPACITY)
-            .grow_to(STRESS_LIMIT)
-            .cache_size(8)
-            .build()
-            .expect("the soak's pool settings are valid"),
-    );
+    let pool = Pool::builder()
+        .buffer_size(STRESS_BUFFER)
+        .capacity(STRESS_CAPACITY)
+        .grow_to(STRESS_LIMIT)
+        .cache_size(8)
+        .build()
+        .expect("the soak's pool settings are valid");
     let shared = Shared {
         pool: pool.clone(),
         serial: AtomicU64::new(1),
@@ -407,7 +405,7 @@ mod tests {
     /// wrong length, is a violation.
     #[test]
     fn the_ownership_check_catches_a_foreign_write() {
-        let pool = Arc::new(Pool::new(STRESS_BUFFER, 2).unwrap());
+        let pool = Pool::new(STRESS_BUFFER, 2).unwrap();
         let shared = Shared {
             pool: pool.clone(),
             serial: AtomicU64::new(7),

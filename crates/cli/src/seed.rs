@@ -16,7 +16,7 @@ use std::alloc::System;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use arenapool::{Buf, Pool};
+use arenapool::{Pool, PoolBuf};
 use arenapool_bench::{
     Candidate, Contender, POOL_CAPACITY, Raw, SIZE, TOUCH, WithCapacity, Written, Zeroed,
     calibrate, median,
@@ -44,7 +44,7 @@ pub(crate) struct SeedTable {
 }
 
 /// The pool of the `pool` column: a `static`, as a server's pool would be,
-/// handing out borrowed `Buf<'static>` handles (no reference count per
+/// handing out borrowed `PoolBuf<'static>` handles (no reference count per
 /// buffer). A static rather than a leaked box, so that valgrind sees it as
 /// reachable at exit.
 static POOL: OnceLock<Pool> = OnceLock::new();
@@ -53,14 +53,14 @@ static POOL: OnceLock<Pool> = OnceLock::new();
 struct StaticPool(&'static Pool);
 
 impl Candidate for StaticPool {
-    type Buf = Buf<'static>;
+    type Buf = PoolBuf<'static>;
 
     fn name(&self) -> String {
         "pool".into()
     }
 
     #[inline]
-    fn acquire(&self) -> Buf<'static> {
+    fn acquire(&self) -> PoolBuf<'static> {
         match self.0.try_acquire() {
             Some(buf) => buf,
             // The trait's contract: panic, naming the candidate. The pool
@@ -70,17 +70,17 @@ impl Candidate for StaticPool {
     }
 
     #[inline]
-    fn touch(buf: &mut Buf<'static>) {
+    fn touch(buf: &mut PoolBuf<'static>) {
         // Cannot fail: buffers hold SIZE >= 64 bytes, a fresh one is empty.
         let _ = buf.extend_from_slice(&TOUCH);
     }
 
     #[inline]
-    fn release(&self, buf: Buf<'static>) {
+    fn release(&self, buf: PoolBuf<'static>) {
         drop(buf);
     }
 
-    fn fill<'a>(buf: &'a mut Buf<'static>, byte: u8) -> &'a [u8] {
+    fn fill<'a>(buf: &'a mut PoolBuf<'static>, byte: u8) -> &'a [u8] {
         buf.as_full_mut().fill(byte);
         buf.as_full()
     }

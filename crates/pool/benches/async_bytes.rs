@@ -14,7 +14,6 @@
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use arenapool::Pool;
@@ -32,13 +31,11 @@ fn ready<F: Future>(fut: F, cx: &mut Context<'_>) -> F::Output {
 }
 
 fn acquire(c: &mut Criterion) {
-    let pool = Arc::new(
-        Pool::builder()
-            .buffer_size(SIZE)
-            .capacity(1024)
-            .build()
-            .unwrap(),
-    );
+    let pool = Pool::builder()
+        .buffer_size(SIZE)
+        .capacity(1024)
+        .build()
+        .unwrap();
     let waker = futures::task::noop_waker();
     let mut cx = Context::from_waker(&waker);
     let mut g = c.benchmark_group("acquire");

@@ -12,14 +12,13 @@
 //! per-read allocation.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use arenapool::Pool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// Echoes one connection until the peer closes it.
-pub async fn echo(pool: Arc<Pool>, mut stream: TcpStream) -> std::io::Result<u64> {
+pub async fn echo(pool: Pool, mut stream: TcpStream) -> std::io::Result<u64> {
     let mut echoed = 0;
     loop {
         let mut buf = pool.acquire_owned().await;
@@ -32,7 +31,7 @@ pub async fn echo(pool: Arc<Pool>, mut stream: TcpStream) -> std::io::Result<u64
 }
 
 /// Accepts connections for ever, one task each.
-pub async fn serve(pool: Arc<Pool>, listener: TcpListener) -> std::io::Result<()> {
+pub async fn serve(pool: Pool, listener: TcpListener) -> std::io::Result<()> {
     loop {
         let (stream, _) = listener.accept().await?;
         let pool = pool.clone();
@@ -72,7 +71,7 @@ pub async fn client(
 #[allow(dead_code)] // the tests include this file for its functions
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let pool = Arc::new(Pool::builder().buffer_size(4096).capacity(256).build()?);
+    let pool = Pool::builder().buffer_size(4096).capacity(256).build()?;
     if let Some(addr) = std::env::args().nth(1) {
         let listener = TcpListener::bind(&addr).await?;
         println!("echoing on {}", listener.local_addr()?);

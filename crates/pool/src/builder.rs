@@ -3,7 +3,7 @@
 
 use crate::backing::{Backing, Fallback, Request};
 use crate::error::BuildError;
-use crate::pool::Pool;
+use crate::shared::{Config, Pool};
 
 /// The largest number of buffers a pool can hold: `u32::MAX - 1`, because
 /// slot indices are `u32` and one value marks "no slot".
@@ -18,7 +18,7 @@ pub const MAX_CACHE_SIZE: usize = 4096;
 /// Settings for a [`Pool`], checked by [`build`](PoolBuilder::build).
 ///
 /// The defaults suit packet buffers: 4096-byte buffers, 1024 of them, 64-byte
-/// (cache-line) alignment, a per-thread cache of 32 buffers, no zeroing, no
+/// (cache-line) alignment, a per-thread cache of 128 buffers, no zeroing, no
 /// growth.
 ///
 /// ```
@@ -56,27 +56,10 @@ impl Default for PoolBuilder {
             alignment: 64,
             zero_on_release: false,
             grow_to: None,
-            cache_size: 32,
+            cache_size: 128,
             request: Request::default(),
         }
     }
-}
-
-/// A configuration that passed every check, in the types the pool uses.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Config {
-    pub(crate) buffer_size: usize,
-    pub(crate) capacity: u32,
-    pub(crate) alignment: usize,
-    /// `buffer_size` rounded up to `alignment`: the distance between slots.
-    pub(crate) stride: usize,
-    pub(crate) zero_on_release: bool,
-    /// Most slots the pool may ever have (`capacity` when it cannot grow).
-    pub(crate) limit: u32,
-    /// Slots each thread may keep in its cache; 0 disables caches.
-    pub(crate) cache_size: u32,
-    /// Where each arena comes from.
-    pub(crate) request: Request,
 }
 
 impl PoolBuilder {
@@ -118,7 +101,7 @@ impl PoolBuilder {
         self
     }
 
-    /// Free buffers each thread keeps at hand (default 32; 0 turns the
+    /// Free buffers each thread keeps at hand (default 128; 0 turns the
     /// per-thread caches off), at most [`MAX_CACHE_SIZE`].
     ///
     /// With caches, acquiring and releasing touch only thread-local memory
@@ -127,6 +110,16 @@ impl PoolBuilder {
     /// are not lost to others: an acquire that finds the pool empty takes
     /// them back from every cache before it gives up, grows or waits, and a
     /// thread's cache is emptied when the thread exits.
+    ///
+    /// The default lets a thread hold a window of 64 buffers (a server
+    /// task's reads in flight, say) and release them in any order without
+    /// touching the shared list. A cache costs each thread that uses the
+    /// pool 4 bytes per buffer of `cache_size` plus about 64 bytes: 576
+    /// bytes at the default. In a pool of fewer than about `cache_size`
+    /// buffers per thread, threads take buffers back from each other's
+    /// caches often (each time a system call that interrupts every CPU
+    /// running the process, see the crate docs); give such a pool a smaller
+    /// cache.
     pub fn cache_size(mut self, buffers: usize) -> Self {
         self.cache_size = buffers;
         self

@@ -64,7 +64,7 @@ use std::sync::Weak;
 use crossbeam_utils::Backoff;
 
 use crate::barrier;
-use crate::pool::{CACHES_OFF, STEALING, Shared};
+use crate::shared::{CACHES_OFF, CREDITS, STEALING, Shared};
 use crate::sync::Ordering::{Acquire, Relaxed, Release};
 use crate::sync::{Arc, AtomicBool, AtomicU32, lock, spin_wait};
 
@@ -79,6 +79,11 @@ pub(crate) struct Cache {
     busy: AtomicBool,
     /// Valid entries in `slots`: `0 ..= slots.len()`.
     len: AtomicU32,
+    /// References to the pool this cache holds for owned buffers
+    /// (`shared.rs`): taken from `refs` in batches, handed one to each
+    /// owned buffer this cache serves, given back one by each owned buffer
+    /// released into it.
+    credits: AtomicU32,
     slots: Box<[AtomicU32]>,
 }
 
@@ -87,6 +92,7 @@ impl Cache {
         Self {
             busy: AtomicBool::new(false),
             len: AtomicU32::new(0),
+            credits: AtomicU32::new(0),
             slots: (0..size).map(|_| AtomicU32::new(0)).collect(),
         }
     }
@@ -162,6 +168,37 @@ impl Cache {
         pushed
     }
 
+    /// Owner: one reference for an owned buffer, from the credits (a
+    /// batch from `refs` when there are none).
+    #[inline]
+    fn take_credit(&self, shared: &Shared) {
+        let n = match self.credits.load(Relaxed) {
+            0 => {
+                shared.add_ref(CREDITS);
+                CREDITS as u32
+            }
+            n => n,
+        };
+        self.credits.store(n - 1, Relaxed);
+    }
+
+    /// Owner: an owned buffer's reference comes back as a credit; past
+    /// twice the batch, all but one batch goes back to `refs`. That never
+    /// releases the lease: until the pool closes, `refs` counts the open
+    /// reference and every credit, and closing waits for this operation.
+    #[inline]
+    fn give_credit(&self, shared: &Shared) {
+        let n = self.credits.load(Relaxed) + 1;
+        if n as usize > 2 * CREDITS {
+            let back = n as usize - CREDITS;
+            let before = shared.refs.fetch_sub(back, Relaxed);
+            debug_assert!(before > back, "a cache flush released the lease");
+            self.credits.store(CREDITS as u32, Relaxed);
+        } else {
+            self.credits.store(n, Relaxed);
+        }
+    }
+
     /// Takes every cached slot out. Only with the cache-list lock held and
     /// the owner known to be outside an operation (or gone), or by the
     /// owner itself once the caches are off for good.
@@ -225,22 +262,76 @@ impl Shared {
         got.map(|mine| self.serve_keeping(pushed, mine))
     }
 
-    /// A cache whose thread is exiting: its slots go back to the free list
-    /// and it leaves the cache list.
-    fn retire(&self, cache: &Arc<Cache>) {
-        let pushed = {
-            let mut caches = lock(&self.caches);
-            let pushed = self.push_many(cache.drain());
+    /// A cache whose thread is exiting: its slots go back to the free list,
+    /// its credits to `refs`, and it leaves the cache list.
+    ///
+    /// # Safety
+    ///
+    /// `this` is `self`'s address, and the caller holds a strong reference
+    /// to the state's `Arc` for the whole call: giving the credits back may
+    /// release the lease.
+    unsafe fn retire(this: std::ptr::NonNull<Shared>, cache: &Arc<Cache>) {
+        // SAFETY: the caller's strong reference keeps the state alive.
+        let shared = unsafe { this.as_ref() };
+        let (pushed, credits) = {
+            let mut caches = lock(&shared.caches);
+            let pushed = shared.push_many(cache.drain());
+            let credits = cache.credits.swap(0, Relaxed) as usize;
             caches.retain(|c| !Arc::ptr_eq(c, cache));
-            pushed
+            (pushed, credits)
         };
         // In a thread-local destructor, where a panic would abort.
+        shared.serve_quietly(pushed);
+        if credits > 0 {
+            // SAFETY: the credits are references this cache owned; the
+            // caller's strong reference outlives the call.
+            unsafe { Shared::unref(this, credits) };
+        }
+    }
+
+    /// The last handle dropped: turns the caches off for good, takes every
+    /// cache's slots back onto the free list and every credit out, and
+    /// returns how many credits, for the caller to give back to `refs`
+    /// (`shared.rs`). Uses the steal handshake, so no cache operation is
+    /// in progress when a cache is emptied, and none starts afterwards.
+    ///
+    /// If the handshake's barrier fails, the credits of other threads'
+    /// caches cannot be taken safely: they stay counted, and each comes
+    /// back when its owner next uses the pool (`disown`) or exits. Until
+    /// then the memory stays allocated, which is safe.
+    pub(crate) fn close(&self) -> usize {
+        let (credits, pushed) = {
+            let caches = lock(&self.caches);
+            if self.gate.fetch_or(CACHES_OFF | STEALING, Relaxed) & CACHES_OFF != 0 {
+                // Off already (a failed barrier, or a second close after a
+                // reopen): each owner gives its own cache back.
+                self.gate.fetch_and(!STEALING, Release);
+                return 0;
+            }
+            let (mut credits, mut pushed) = (0, 0);
+            if barrier::heavy(self.asymmetric) {
+                for cache in caches.iter() {
+                    let backoff = Backoff::new();
+                    while cache.busy.load(Acquire) {
+                        spin_wait(&backoff);
+                    }
+                    pushed += self.push_many(cache.drain());
+                    credits += cache.credits.swap(0, Relaxed) as usize;
+                }
+            }
+            self.gate.fetch_and(!STEALING, Release);
+            (credits, pushed)
+        };
+        // No handle is left, so nobody waits unless a buffer's copy of the
+        // handle reopened the pool; in `Drop`, so a waker's panic is not
+        // passed on.
         self.serve_quietly(pushed);
+        credits
     }
 }
 
 /// A thread's link to one pool's cache. Dropping it (when the thread exits)
-/// gives the cached slots back.
+/// gives the cached slots and credits back.
 struct Entry {
     /// `pool`'s address: the lookup key, valid as long as `pool` is kept
     /// (a `Weak` keeps the allocation, so no other pool can reuse it).
@@ -252,7 +343,15 @@ struct Entry {
 impl Drop for Entry {
     fn drop(&mut self) {
         if let Some(shared) = self.pool.upgrade() {
-            shared.retire(&self.cache);
+            // From `Arc::as_ptr`, not a reference: `unref` may turn it back
+            // into the lease's `Arc`, which needs the whole allocation's
+            // provenance.
+            let this = std::ptr::NonNull::new(std::sync::Arc::as_ptr(&shared).cast_mut())
+                .expect("an Arc is never null");
+            // SAFETY: `this` is the state's address and `shared` is a
+            // strong reference held until after the call.
+            unsafe { Shared::retire(this, &self.cache) };
+            drop(shared);
         }
     }
 }
@@ -290,8 +389,8 @@ loom::thread_local! {
 /// Runs `f` on this thread's cache for `pool`, making one if needed.
 /// `None` if this thread's caches are gone (it is exiting).
 #[inline]
-fn with_cache<R>(pool: &std::sync::Arc<Shared>, f: impl FnOnce(&Cache) -> R) -> Option<R> {
-    let key = std::sync::Arc::as_ptr(pool) as usize;
+fn with_cache<R>(pool: &Shared, f: impl FnOnce(&Cache) -> R) -> Option<R> {
+    let key = std::ptr::from_ref(pool).addr();
     LOCAL
         .try_with(|local| {
             if local.last_key.get() == key {
@@ -311,11 +410,7 @@ fn with_cache<R>(pool: &std::sync::Arc<Shared>, f: impl FnOnce(&Cache) -> R) -> 
 /// use of this pool by this thread.
 #[cold]
 #[inline(never)]
-fn find_or_register(
-    local: &Local,
-    pool: &std::sync::Arc<Shared>,
-    key: usize,
-) -> Option<Arc<Cache>> {
+fn find_or_register(local: &Local, pool: &Shared, key: usize) -> Option<Arc<Cache>> {
     let mut entries = local.entries.try_borrow_mut().ok()?;
     let found = entries
         .iter()
@@ -332,7 +427,7 @@ fn find_or_register(
             lock(&pool.caches).push(Arc::clone(&cache));
             entries.push(Entry {
                 key,
-                pool: std::sync::Arc::downgrade(pool),
+                pool: pool.me.clone(),
                 cache: Arc::clone(&cache),
             });
             cache
@@ -343,16 +438,20 @@ fn find_or_register(
     Some(cache)
 }
 
-/// Acquire through this thread's cache. `None`: not served (a steal or a
-/// waiter in progress, the thread is exiting, or the cache and the shared
-/// list are both empty).
+/// Acquire through this thread's cache; with `owned`, the buffer's
+/// reference comes from the cache's credits too. `None`: not served (a
+/// steal or a waiter in progress, the caches are off, the thread is
+/// exiting, or the cache and the shared list are both empty).
 #[inline]
-pub(crate) fn take(pool: &std::sync::Arc<Shared>) -> Option<u32> {
+pub(crate) fn take(pool: &Shared, owned: bool) -> Option<u32> {
     with_cache(pool, |cache| {
         if !cache.enter(pool) {
             return None;
         }
         let got = cache.pop(pool);
+        if owned && got.is_some() {
+            cache.take_credit(pool);
+        }
         cache.leave();
         got
     })
@@ -362,24 +461,41 @@ pub(crate) fn take(pool: &std::sync::Arc<Shared>) -> Option<u32> {
 /// With the caches off for good (`CACHES_OFF`), no stealer touches a
 /// cache any more, so each owner hands what its cache holds back itself,
 /// the next time it uses the pool: this is that. Call with no slot taken
-/// for the caller (serving waiters may run a waker that panics).
+/// for the caller (serving waiters may run a waker that panics), holding a
+/// handle or an owned buffer's reference.
 #[cold]
-pub(crate) fn disown(pool: &std::sync::Arc<Shared>) {
-    let pushed = with_cache(pool, |cache| pool.push_many(cache.drain())).unwrap_or(0);
+pub(crate) fn disown(pool: &Shared) {
+    let (pushed, credits) = with_cache(pool, |cache| {
+        (
+            pool.push_many(cache.drain()),
+            cache.credits.swap(0, Relaxed) as usize,
+        )
+    })
+    .unwrap_or((0, 0));
+    if credits > 0 {
+        // The caller's handle or buffer keeps `refs` above the credits.
+        let before = pool.refs.fetch_sub(credits, Relaxed);
+        debug_assert!(before > credits, "disown released the lease");
+    }
     pool.serve_pushed(pushed);
 }
 
-/// Release through this thread's cache. `None`: not taken (a steal or a
-/// waiter in progress, the caches are off, or the thread is exiting); the
-/// caller uses the shared list. `Some(n)`: cached, and `n` slots were
-/// flushed to the shared list, for the caller to serve waiters with.
+/// Release through this thread's cache; with `owned`, the buffer's
+/// reference becomes a credit. `None`: not taken (a steal or a waiter in
+/// progress, the caches are off, or the thread is exiting); the caller
+/// uses the shared list (and gives the reference back itself). `Some(n)`:
+/// cached, and `n` slots were flushed to the shared list, for the caller
+/// to serve waiters with.
 #[inline]
-pub(crate) fn put(pool: &std::sync::Arc<Shared>, idx: u32) -> Option<usize> {
+pub(crate) fn put(pool: &Shared, idx: u32, owned: bool) -> Option<usize> {
     with_cache(pool, |cache| {
         if !cache.enter(pool) {
             return None;
         }
         let flushed = cache.push(pool, idx);
+        if owned {
+            cache.give_credit(pool);
+        }
         cache.leave();
         Some(flushed)
     })
@@ -448,8 +564,7 @@ mod tests {
 }
 
 #[cfg(all(test, loom))]
-mod loom_tests {
-    use std::sync::Arc as StdArc;
+pub(crate) mod loom_tests {
     use std::time::Duration;
 
     use crate::Pool;
@@ -458,15 +573,14 @@ mod loom_tests {
 
     use super::*;
 
-    fn pool(capacity: usize, cache_size: usize) -> StdArc<Pool> {
-        StdArc::new(
-            Pool::builder()
-                .buffer_size(8)
-                .capacity(capacity)
-                .cache_size(cache_size)
-                .build()
-                .unwrap(),
-        )
+    /// A small pool for the models.
+    pub(crate) fn pool(capacity: usize, cache_size: usize) -> Pool {
+        Pool::builder()
+            .buffer_size(8)
+            .capacity(capacity)
+            .cache_size(cache_size)
+            .build()
+            .unwrap()
     }
 
     /// A thread keeps releasing into (and taking from) its cache while
@@ -524,7 +638,7 @@ mod loom_tests {
                     }
                 })
             };
-            let got = p.acquire_timeout(Duration::MAX).unwrap();
+            let got = p.acquire_blocking(Duration::MAX).unwrap();
             done.store(true, Release);
             drop(got);
             t.join().unwrap();

@@ -63,7 +63,7 @@ pub enum BuildError {
 
 /// No buffer became free within the time allowed.
 ///
-/// Returned by [`Pool::acquire_timeout`](crate::Pool::acquire_timeout) and
+/// Returned by [`Pool::acquire_blocking`](crate::Pool::acquire_blocking) and
 /// its owned variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("buffer pool exhausted: no buffer became free within {waited:?}")]

@@ -3,11 +3,10 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::handle::{Buf, OwnedBuf};
-use crate::pool::{Pool, Shared};
+use crate::handle::{OwnedBuf, PoolBuf};
+use crate::shared::{Pool, Shared};
 use crate::wait::Ticket;
 
 /// The state of an async acquire, shared by [`Acquire`] and
@@ -20,18 +19,21 @@ struct Waiting {
 impl Waiting {
     /// The first poll with a buffer free costs what `try_acquire` costs:
     /// this part is inlined into the futures' `poll`, the rest is not.
+    ///
+    /// With `owned`, the slot comes with an owned buffer's reference to the
+    /// pool, whichever way it came.
     #[inline]
-    fn poll(&mut self, shared: &Arc<Shared>, cx: &mut Context<'_>) -> Poll<u32> {
+    fn poll(&mut self, shared: &Shared, owned: bool, cx: &mut Context<'_>) -> Poll<u32> {
         if self.ticket.is_none()
-            && let Some(idx) = shared.take_unless_queued(shared)
+            && let Some(idx) = shared.take_unless_queued(owned)
         {
             return Poll::Ready(idx);
         }
-        self.poll_queued(shared, cx)
+        self.poll_queued(shared, owned, cx)
     }
 
     #[inline(never)]
-    fn poll_queued(&mut self, shared: &Arc<Shared>, cx: &mut Context<'_>) -> Poll<u32> {
+    fn poll_queued(&mut self, shared: &Shared, owned: bool, cx: &mut Context<'_>) -> Poll<u32> {
         let ticket = match &self.ticket {
             Some(ticket) => ticket,
             None => {
@@ -39,7 +41,7 @@ impl Waiting {
                 // slots (a steal, a growth) and hand one to this very node,
                 // which then needs no wake-up.
                 let ticket = self.ticket.insert(shared.enqueue(None));
-                if let Some(idx) = shared.take(shared) {
+                if let Some(idx) = shared.take(owned) {
                     self.cancel(shared);
                     return Poll::Ready(idx);
                 }
@@ -51,7 +53,7 @@ impl Waiting {
         match shared.poll_ticket(ticket, cx.waker()) {
             Some(idx) => {
                 self.ticket = None; // used up
-                Poll::Ready(idx)
+                Poll::Ready(shared.granted(idx, owned))
             }
             None => Poll::Pending,
         }
@@ -88,10 +90,10 @@ pub struct Acquire<'pool> {
 }
 
 /// The future returned by [`Pool::acquire_owned`]; as [`Acquire`], for an
-/// [`OwnedBuf`].
+/// [`OwnedBuf`]. It borrows the pool; the buffer it resolves to does not.
 #[must_use = "futures do nothing unless polled"]
-pub struct AcquireOwned {
-    pool: Arc<Pool>,
+pub struct AcquireOwned<'pool> {
+    pool: &'pool Pool,
     waiting: Waiting,
 }
 
@@ -121,12 +123,12 @@ impl Pool {
     }
 
     /// Like [`acquire`](Self::acquire), for an [`OwnedBuf`] that can move
-    /// into spawned tasks.
+    /// into spawned tasks. The future borrows the pool; to spawn the wait
+    /// itself, move a clone of the pool (a cheap handle) into the task.
     ///
     /// ```
     /// # futures::executor::block_on(async {
-    /// use std::sync::Arc;
-    /// let pool = Arc::new(arenapool::Pool::new(64, 1)?);
+    /// let pool = arenapool::Pool::new(64, 1)?;
     /// let buf = pool.acquire_owned().await;
     /// let waiting = pool.acquire_owned(); // the pool is empty now
     /// drop(buf);
@@ -135,37 +137,37 @@ impl Pool {
     /// # }).unwrap();
     /// ```
     #[inline]
-    pub fn acquire_owned(self: &Arc<Self>) -> AcquireOwned {
+    pub fn acquire_owned(&self) -> AcquireOwned<'_> {
         AcquireOwned {
-            pool: Arc::clone(self),
+            pool: self,
             waiting: Waiting::default(),
         }
     }
 }
 
 impl<'pool> Future for Acquire<'pool> {
-    type Output = Buf<'pool>;
+    type Output = PoolBuf<'pool>;
 
     #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Buf<'pool>> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<PoolBuf<'pool>> {
         let this = self.get_mut();
         let pool = this.pool;
         this.waiting
-            .poll(pool.shared(), cx)
-            .map(|idx| Buf::new(pool, idx))
+            .poll(pool.shared(), false, cx)
+            .map(|idx| PoolBuf::new(pool, idx))
     }
 }
 
-impl Future for AcquireOwned {
+impl Future for AcquireOwned<'_> {
     type Output = OwnedBuf;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<OwnedBuf> {
         let this = self.get_mut();
-        let pool = &this.pool;
+        let pool = this.pool;
         this.waiting
-            .poll(pool.shared(), cx)
-            .map(|idx| OwnedBuf::new(Arc::clone(pool), idx))
+            .poll(pool.shared(), true, cx)
+            .map(|idx| OwnedBuf::new(pool, idx))
     }
 }
 
@@ -176,7 +178,7 @@ impl Drop for Acquire<'_> {
     }
 }
 
-impl Drop for AcquireOwned {
+impl Drop for AcquireOwned<'_> {
     #[inline]
     fn drop(&mut self) {
         self.waiting.cancel(self.pool.shared());
@@ -191,7 +193,7 @@ impl std::fmt::Debug for Acquire<'_> {
     }
 }
 
-impl std::fmt::Debug for AcquireOwned {
+impl std::fmt::Debug for AcquireOwned<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AcquireOwned")
             .field("queued", &self.waiting.ticket.is_some())

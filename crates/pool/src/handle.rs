@@ -1,9 +1,9 @@
-//! RAII handles: [`Buf`] (borrows the pool) and [`OwnedBuf`] (holds an
-//! `Arc<Pool>`, `'static`).
+//! RAII handles: [`PoolBuf`] (borrows the pool) and [`OwnedBuf`]
+//! (`'static`: holds a reference to the pool's memory, `shared.rs`).
 //!
 //! Both behave like a `Vec<u8>` whose capacity is fixed at the buffer size:
 //! `len` bytes are "filled" and visible through `Deref<Target = [u8]>`, and
-//! the whole slot is reachable through [`as_full_mut`](Buf::as_full_mut).
+//! the whole slot is reachable through [`as_full_mut`](PoolBuf::as_full_mut).
 //! Every byte of a slot is always initialised (the arena is zeroed when it is
 //! made), so growing the length with `set_len` is safe: it exposes old bytes,
 //! never uninitialised memory.
@@ -14,11 +14,11 @@
 
 use std::fmt;
 use std::io;
+use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
-use std::sync::Arc;
 
 use crate::error::CapacityError;
-use crate::pool::Pool;
+use crate::shared::{Pool, Shared};
 
 /// The part of a handle that does not depend on how the pool is held.
 ///
@@ -37,11 +37,11 @@ struct Slot {
 
 impl Slot {
     #[inline]
-    fn new(pool: &Pool, idx: u32) -> Self {
+    fn new(pool: &Shared, idx: u32) -> Self {
         Self {
             ptr: pool.slot_ptr(idx),
             len: 0,
-            cap: pool.buffer_size(),
+            cap: pool.config.buffer_size,
             dirty: 0,
             idx,
         }
@@ -120,18 +120,19 @@ impl Slot {
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.cap) }
     }
 
-    /// Gives the slot back.
+    /// Gives the slot back; `owed` as for `Shared::release`.
     ///
     /// # Safety
     ///
-    /// `pool` is the pool this slot came from, and `self` is not used
-    /// afterwards (called once, from the handle's `Drop`).
+    /// `pool` is the pool this slot came from (with its reference, if
+    /// `*owed`), and `self` is not used afterwards (called once, from the
+    /// handle's `Drop`).
     #[inline]
-    unsafe fn release(&mut self, pool: &Pool) {
+    unsafe fn release(&mut self, pool: &Shared, owed: &mut bool) {
         // SAFETY: we own slot `idx` and `ptr` is its address (type
         // invariant); `dirty <= cap == buffer_size`; the caller promises
         // this is the last use.
-        unsafe { pool.release(self.idx, self.ptr, self.dirty) }
+        unsafe { pool.release(self.idx, self.ptr, self.dirty, owed) }
     }
 }
 
@@ -140,6 +141,9 @@ impl Slot {
 /// Works like a `Vec<u8>` with a fixed capacity: see the
 /// [module docs](crate#handles) and the methods below. `Debug` shows the
 /// index, length and capacity, never the contents.
+///
+/// The name sits beside `bytes::Buf`: `use arenapool::*` and
+/// `use bytes::Buf` do not collide.
 ///
 /// ```
 /// let pool = arenapool::Pool::new(8, 1)?;
@@ -150,36 +154,43 @@ impl Slot {
 /// assert_eq!(&buf[..], b"abc", "a failed extend writes nothing");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct Buf<'pool> {
+pub struct PoolBuf<'pool> {
     slot: Slot,
     pool: &'pool Pool,
 }
 
-/// A buffer that keeps its [`Pool`] alive: `'static` and `Send`, for moving
-/// into threads and tasks. Returns to the pool on drop; the pool is freed
-/// when the last `OwnedBuf` and the last `Arc<Pool>` are gone.
+/// A buffer that keeps its [`Pool`]'s memory alive: `'static` and `Send`,
+/// for moving into threads and tasks. Returns to the pool on drop; the
+/// memory is freed when the last `OwnedBuf`, frozen `Bytes` and `Pool`
+/// handle are gone.
 ///
-/// Has the same methods as [`Buf`].
+/// Holding one costs no shared reference count in steady state: the
+/// thread cache that serves it hands out the buffer's reference to the
+/// pool from a batch it holds, and the cache it is released into takes
+/// the reference back.
+///
+/// Has the same methods as [`PoolBuf`].
 ///
 /// ```
-/// use std::sync::Arc;
-/// let pool = Arc::new(arenapool::Pool::new(64, 4)?);
+/// let pool = arenapool::Pool::new(64, 4)?;
 /// let mut buf = pool.try_acquire_owned().unwrap();
-/// drop(pool); // the buffer keeps the pool alive
+/// drop(pool); // the buffer keeps the pool's memory
 /// buf.extend_from_slice(b"still here")?;
 /// assert_eq!(buf.pool().stats().in_use, 1);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct OwnedBuf {
     slot: Slot,
-    pool: Arc<Pool>,
+    /// A copy of the handle that is not counted as one: the buffer's own
+    /// reference (taken by the acquire) keeps the memory.
+    pool: ManuallyDrop<Pool>,
 }
 
-impl<'pool> Buf<'pool> {
+impl<'pool> PoolBuf<'pool> {
     #[inline]
     pub(crate) fn new(pool: &'pool Pool, idx: u32) -> Self {
         Self {
-            slot: Slot::new(pool, idx),
+            slot: Slot::new(pool.shared(), idx),
             pool,
         }
     }
@@ -191,16 +202,19 @@ impl<'pool> Buf<'pool> {
 }
 
 impl OwnedBuf {
+    /// Slot `idx` of `pool`, whose reference to the pool the caller took
+    /// (`Shared::take` with `owned`, or `Shared::add_ref`) and hands over.
     #[inline]
-    pub(crate) fn new(pool: Arc<Pool>, idx: u32) -> Self {
+    pub(crate) fn new(pool: &Pool, idx: u32) -> Self {
         Self {
-            slot: Slot::new(&pool, idx),
-            pool,
+            slot: Slot::new(pool.shared(), idx),
+            pool: pool.uncounted(),
         }
     }
 
-    /// The pool this buffer belongs to.
-    pub fn pool(&self) -> &Arc<Pool> {
+    /// The pool this buffer belongs to. Cloning it gives a new handle,
+    /// even after every other handle was dropped.
+    pub fn pool(&self) -> &Pool {
         &self.pool
     }
 
@@ -234,8 +248,7 @@ impl OwnedBuf {
     /// reference count), made here.
     ///
     /// ```
-    /// use std::sync::Arc;
-    /// let pool = Arc::new(arenapool::Pool::new(64, 1)?);
+    /// let pool = arenapool::Pool::new(64, 1)?;
     /// let mut buf = pool.try_acquire_owned().unwrap();
     /// buf.extend_from_slice(b"hello, world")?;
     /// let bytes = buf.freeze();
@@ -253,7 +266,7 @@ impl OwnedBuf {
     }
 }
 
-/// The public surface shared by `Buf` and `OwnedBuf`, written once.
+/// The public surface shared by `PoolBuf` and `OwnedBuf`, written once.
 macro_rules! handle_methods {
     ($ty:ty, $name:literal) => {
         impl $ty {
@@ -430,29 +443,62 @@ macro_rules! handle_methods {
                     .finish()
             }
         }
-
-        impl Drop for $ty {
-            #[inline]
-            fn drop(&mut self) {
-                // SAFETY: the slot came from `self.pool`, and this is the
-                // handle's last use of it.
-                unsafe { self.slot.release(&self.pool) }
-            }
-        }
     };
 }
 
-handle_methods!(Buf<'_>, "Buf");
+handle_methods!(PoolBuf<'_>, "PoolBuf");
 handle_methods!(OwnedBuf, "OwnedBuf");
+
+impl Drop for PoolBuf<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: the slot came from `self.pool`, and this is the handle's
+        // last use of it.
+        unsafe { self.slot.release(self.pool.shared(), &mut false) };
+    }
+}
+
+impl Drop for OwnedBuf {
+    #[inline]
+    fn drop(&mut self) {
+        let mut reference = Owed {
+            shared: self.pool.shared_ptr(),
+            owed: true,
+        };
+        // SAFETY: the slot and its reference came from this pool, and this
+        // is the handle's last use of them.
+        unsafe { self.slot.release(self.pool.shared(), &mut reference.owed) };
+    }
+}
+
+/// An owned buffer's reference to its pool while the buffer is released:
+/// given back when this drops unless a thread cache took it, also when a
+/// waker run by the release panics.
+struct Owed {
+    shared: NonNull<Shared>,
+    owed: bool,
+}
+
+impl Drop for Owed {
+    #[inline]
+    fn drop(&mut self) {
+        if self.owed {
+            // SAFETY: the reference is ours (a cache did not take it), and
+            // the release that used the pool has returned or unwound.
+            unsafe { Shared::unref(self.shared, 1) };
+        }
+    }
+}
 
 // SAFETY: a handle owns its slot exclusively (no other handle can reach
 // those bytes), and the pool it refers to is `Sync`. Moving the handle to
 // another thread moves that exclusive ownership, like `Box<[u8]>`.
-unsafe impl Send for Buf<'_> {}
-// SAFETY: `&Buf` only gives `&[u8]` access to the slot and `&Pool`; both are
-// fine to share between threads.
-unsafe impl Sync for Buf<'_> {}
-// SAFETY: as for `Buf`; `Arc<Pool>` is `Send + Sync` because `Pool` is.
+unsafe impl Send for PoolBuf<'_> {}
+// SAFETY: `&PoolBuf` only gives `&[u8]` access to the slot and `&Pool`;
+// both are fine to share between threads.
+unsafe impl Sync for PoolBuf<'_> {}
+// SAFETY: as for `PoolBuf`; the buffer's reference to the pool may be
+// given back on any thread.
 unsafe impl Send for OwnedBuf {}
-// SAFETY: as for `Buf`.
+// SAFETY: as for `PoolBuf`.
 unsafe impl Sync for OwnedBuf {}

@@ -7,20 +7,20 @@
 //!
 //! ```
 //! use std::io::Write;
-//! use std::sync::Arc;
 //! use std::time::Duration;
 //! use arenapool::Pool;
 //!
 //! // 256 buffers of 1500 bytes, allowed to grow to 1024 buffers.
-//! let pool = Arc::new(Pool::builder().buffer_size(1500).capacity(256).grow_to(1024).build()?);
+//! let pool = Pool::builder().buffer_size(1500).capacity(256).grow_to(1024).build()?;
 //!
 //! // Borrowed handle: returns to the pool when dropped.
 //! let mut buf = pool.try_acquire().expect("pool has free buffers");
 //! buf.extend_from_slice(b"GET / HTTP/1.1\r\n")?;
 //! assert_eq!(buf.len(), 16);
 //!
-//! // Owned handle: 'static, can move to another thread.
-//! let mut owned = pool.acquire_owned_timeout(Duration::from_millis(10))?;
+//! // Owned handle: 'static, can move to another thread. `Pool` itself is a
+//! // cheap handle: clone it into threads and tasks, no `Arc` needed.
+//! let mut owned = pool.acquire_owned_blocking(Duration::from_millis(10))?;
 //! std::thread::spawn(move || {
 //!     let n = owned.as_full_mut().len();      // read into the whole slot...
 //!     owned.set_len(n).unwrap();              // ...then say how much is filled
@@ -49,29 +49,38 @@
 //!   head packs `(tag, index)` in one `AtomicU64`, with the links in their
 //!   own array. The tag defeats ABA; bulk push and pop move a chain with
 //!   one CAS. Its module docs explain the memory orderings.
+//! * **Shared state** (`shared.rs`): what the handles, buffers, caches and
+//!   wait queue share, the [`Pool`] handle, and the reference counting
+//!   that frees the memory when the last handle, owned buffer and `Bytes`
+//!   are gone. Every module above imports from it; it imports none of them.
 //! * **Thread caches** (`cache.rs`, `barrier.rs`): each thread keeps a few
 //!   free slot indices per pool, so acquire and release usually touch only
 //!   thread-local memory; batches move to and from the free list with one
-//!   CAS, and an empty pool steals back what idle threads' caches hold.
+//!   CAS, and an empty pool steals back what idle threads' caches hold. A
+//!   cache also holds a batch of references to the pool, which it hands to
+//!   the owned buffers it serves, so an owned buffer costs no shared
+//!   reference count either.
 //! * **Pool** (`pool.rs`): acquire (non-blocking, blocking with a timeout),
 //!   release, growth, statistics.
 //! * **Wait queue** (`wait.rs`, `future.rs`): one FIFO queue for blocking
 //!   and async waiters; a release hands its buffer straight to the longest
 //!   waiter.
-//! * **Handles** (`handle.rs`): [`Buf`] and [`OwnedBuf`].
+//! * **Handles** (`handle.rs`): [`PoolBuf`] (borrows a `Pool`) and
+//!   [`OwnedBuf`] (`'static`, for tasks and threads), named so that
+//!   `use arenapool::*` sits beside `use bytes::Buf`.
 //!
 //! # Handles
 //!
 //! A handle is a `Vec<u8>` with a fixed capacity: `len()` bytes are filled
-//! and visible through `Deref<Target = [u8]>`; [`Buf::as_full_mut`] exposes
-//! the whole slot for reading into, and [`Buf::set_len`] records how much
+//! and visible through `Deref<Target = [u8]>`; [`PoolBuf::as_full_mut`] exposes
+//! the whole slot for reading into, and [`PoolBuf::set_len`] records how much
 //! was read (safely: every byte of the arena is always initialised).
 //! Appending past the capacity returns a [`CapacityError`], never panics.
 //!
 //! # Exhaustion
 //!
 //! [`Pool::try_acquire`] returns `None` when the pool is empty and cannot
-//! grow; [`Pool::acquire_timeout`] sleeps until a buffer is released or the
+//! grow; [`Pool::acquire_blocking`] sleeps until a buffer is released or the
 //! timeout passes; `pool.acquire().await` waits without blocking a thread;
 //! [`PoolBuilder::grow_to`] lets the pool add arenas up to a limit before
 //! any of those happens. Waiters are served in arrival order: a release
@@ -116,10 +125,9 @@
 //! ```
 //! # #[cfg(all(feature = "async", feature = "bytes"))]
 //! # futures::executor::block_on(async {
-//! use std::sync::Arc;
 //! use bytes::BufMut;
 //!
-//! let pool = Arc::new(arenapool::Pool::new(1500, 64)?);
+//! let pool = arenapool::Pool::new(1500, 64)?;
 //! let mut buf = pool.acquire_owned().await;
 //! buf.put_u16(0xCAFE);              // bytes::BufMut
 //! buf.put_slice(b" payload");
@@ -165,7 +173,7 @@
 //!
 //! * **A waiter's [`Waker`](std::task::Waker)** (`wait.rs`). It is *called*
 //!   when a slot is handed to a waiting task: by any release (dropping a
-//!   [`Buf`], an [`OwnedBuf`], or the last [`bytes::Bytes`] of a frozen
+//!   [`PoolBuf`], an [`OwnedBuf`], or the last [`bytes::Bytes`] of a frozen
 //!   buffer), by an acquire that takes slots back from idle threads'
 //!   caches or grows the pool and frees the surplus, by a thread's exit
 //!   (its cache goes back), by a cancelled waiter passing on a slot granted
@@ -214,6 +222,7 @@ mod future;
 mod handle;
 mod pool;
 mod segments;
+mod shared;
 mod stats;
 mod sync;
 #[cfg(all(feature = "io-uring", target_os = "linux"))]
@@ -225,7 +234,7 @@ pub use builder::{MAX_ALIGNMENT, MAX_CACHE_SIZE, MAX_CAPACITY, PoolBuilder};
 pub use error::{BuildError, CapacityError, Exhausted};
 #[cfg(feature = "async")]
 pub use future::{Acquire, AcquireOwned};
-pub use handle::{Buf, OwnedBuf};
+pub use handle::{OwnedBuf, PoolBuf};
 pub use pool::Pool;
 pub use stats::Stats;
 

@@ -1,5 +1,5 @@
 //! Waiting for a buffer: the FIFO wait queue shared by the blocking
-//! [`Pool::acquire_timeout`] and the async [`Pool::acquire`].
+//! [`Pool::acquire_blocking`] and the async [`Pool::acquire`].
 //!
 //! # Fair hand-off
 //!
@@ -74,7 +74,7 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use crate::error::Exhausted;
-use crate::pool::{Shared, WAITER};
+use crate::shared::{Shared, WAITER};
 use crate::sync::Ordering::{Relaxed, SeqCst};
 use crate::sync::{Mutex, lock, thread};
 
@@ -370,22 +370,30 @@ impl Shared {
     }
 
     /// A first attempt that respects the queue: a caller that finds others
-    /// waiting queues behind them instead of taking a buffer.
+    /// waiting queues behind them instead of taking a buffer. `owned` as
+    /// for [`Shared::take`].
     #[inline]
-    pub(crate) fn take_unless_queued(&self, this: &std::sync::Arc<Shared>) -> Option<u32> {
+    pub(crate) fn take_unless_queued(&self, owned: bool) -> Option<u32> {
         if self.gate.load(Relaxed) >= WAITER {
             return None;
         }
-        self.take(this)
+        self.take(owned)
     }
 
-    /// The blocking acquire behind `acquire_timeout`.
-    pub(crate) fn take_blocking(
-        &self,
-        this: &std::sync::Arc<Shared>,
-        timeout: Duration,
-    ) -> Result<u32, Exhausted> {
-        if let Some(idx) = self.take_unless_queued(this) {
+    /// A slot granted through the queue, for an owned buffer: its
+    /// reference to the pool (the caller holds a handle).
+    #[inline]
+    pub(crate) fn granted(&self, idx: u32, owned: bool) -> u32 {
+        if owned {
+            self.add_ref(1);
+        }
+        idx
+    }
+
+    /// The blocking acquire behind `acquire_blocking` and
+    /// `acquire_owned_blocking`; `owned` as for [`Shared::take`].
+    pub(crate) fn take_blocking(&self, owned: bool, timeout: Duration) -> Result<u32, Exhausted> {
+        if let Some(idx) = self.take_unless_queued(owned) {
             return Ok(idx);
         }
         let start = Instant::now();
@@ -397,7 +405,7 @@ impl Shared {
             shared: self,
             ticket: Some(self.enqueue(Some(Wake::Thread(thread::current())))),
         };
-        if let Some(idx) = self.take(this) {
+        if let Some(idx) = self.take(owned) {
             drop(guard); // leaves
             return Ok(idx);
         }
@@ -405,7 +413,7 @@ impl Shared {
         drop(guard); // empty now: the loop below cannot unwind
         loop {
             if let Some(idx) = self.check_ticket(&ticket) {
-                return Ok(idx);
+                return Ok(self.granted(idx, owned));
             }
             match deadline {
                 None => thread::park(),
@@ -420,9 +428,9 @@ impl Shared {
         }
         // Timed out; granted just now, or one last look before giving up.
         if let Some(idx) = self.withdraw(ticket) {
-            return Ok(idx);
+            return Ok(self.granted(idx, owned));
         }
-        self.take(this).ok_or_else(|| {
+        self.take(owned).ok_or_else(|| {
             self.count_failure::<()>();
             Exhausted {
                 waited: start.elapsed(),
@@ -480,15 +488,13 @@ mod tests {
     /// lost and no waiter is left waiting while one is free.
     #[test]
     fn a_panic_while_serving_returns_the_callers_slot() {
-        let pool = Arc::new(
-            Pool::builder()
-                .buffer_size(8)
-                .capacity(3)
-                .cache_size(0)
-                .build()
-                .unwrap(),
-        );
-        let shared = Arc::clone(pool.shared());
+        let pool = Pool::builder()
+            .buffer_size(8)
+            .capacity(3)
+            .cache_size(0)
+            .build()
+            .unwrap();
+        let shared = pool.shared();
         let (a, b, c) = (
             pool.try_acquire().unwrap(),
             pool.try_acquire().unwrap(),
@@ -535,7 +541,6 @@ mod tests {
 
 #[cfg(all(test, loom))]
 mod loom_tests {
-    use std::sync::Arc as StdArc;
     use std::time::Duration;
 
     use crate::Pool;
@@ -543,15 +548,13 @@ mod loom_tests {
 
     use crate::sync::{model, thread};
 
-    fn pool(capacity: usize) -> StdArc<Pool> {
-        StdArc::new(
-            Pool::builder()
-                .buffer_size(8)
-                .capacity(capacity)
-                .cache_size(0)
-                .build()
-                .unwrap(),
-        )
+    fn pool(capacity: usize) -> Pool {
+        Pool::builder()
+            .buffer_size(8)
+            .capacity(capacity)
+            .cache_size(0)
+            .build()
+            .unwrap()
     }
 
     /// A release racing a blocking waiter that is joining the queue: the
@@ -562,7 +565,7 @@ mod loom_tests {
             let p = pool(1);
             let buf = p.try_acquire_owned().unwrap();
             let t = thread::spawn(move || drop(buf));
-            let got = p.acquire_timeout(Duration::MAX).unwrap();
+            let got = p.acquire_blocking(Duration::MAX).unwrap();
             assert_eq!(got.index(), 0);
             drop(got);
             t.join().unwrap();
@@ -584,9 +587,9 @@ mod loom_tests {
             });
             let waiter = {
                 let p = p.clone();
-                thread::spawn(move || p.acquire_owned_timeout(Duration::MAX).unwrap())
+                thread::spawn(move || p.acquire_owned_blocking(Duration::MAX).unwrap())
             };
-            let mine = p.acquire_owned_timeout(Duration::MAX).unwrap();
+            let mine = p.acquire_owned_blocking(Duration::MAX).unwrap();
             let theirs = waiter.join().unwrap();
             assert_ne!(mine.index(), theirs.index());
             releaser.join().unwrap();
@@ -624,7 +627,7 @@ mod loom_tests {
             assert!(fut.as_mut().poll(&mut cx).is_pending());
             let waiter = {
                 let p = p.clone();
-                thread::spawn(move || p.acquire_owned_timeout(Duration::MAX).unwrap())
+                thread::spawn(move || p.acquire_owned_blocking(Duration::MAX).unwrap())
             };
             drop(buf);
             drop(fut);

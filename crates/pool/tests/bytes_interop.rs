@@ -4,13 +4,11 @@
 
 #![cfg(feature = "bytes")]
 
-use std::sync::Arc;
-
 use arenapool::Pool;
 use bytes::{Buf as _, BufMut, Bytes};
 
-fn pool(buffer_size: usize, capacity: usize) -> Arc<Pool> {
-    Arc::new(Pool::new(buffer_size, capacity).unwrap())
+fn pool(buffer_size: usize, capacity: usize) -> Pool {
+    Pool::new(buffer_size, capacity).unwrap()
 }
 
 #[test]

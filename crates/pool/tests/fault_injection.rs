@@ -9,7 +9,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use arenapool::{BuildError, Pool};
@@ -120,19 +120,17 @@ fn a_failed_arena_allocation_is_a_build_error() {
 #[test]
 fn failed_growth_keeps_serving_what_the_pool_has() {
     let faults = Faults::new();
-    let pool = Arc::new(
-        Pool::builder()
-            .buffer_size(BIG)
-            .capacity(16)
-            .grow_to(1024)
-            .cache_size(0)
-            .build()
-            .unwrap(),
-    );
+    let pool = Pool::builder()
+        .buffer_size(BIG)
+        .capacity(16)
+        .grow_to(1024)
+        .cache_size(0)
+        .build()
+        .unwrap();
     faults.fail_from(16 * BIG);
     let held: Vec<_> = (0..16).map(|_| pool.try_acquire_owned().unwrap()).collect();
     assert!(pool.try_acquire().is_none(), "growth should have failed");
-    let err = pool.acquire_timeout(Duration::from_millis(5)).unwrap_err();
+    let err = pool.acquire_blocking(Duration::from_millis(5)).unwrap_err();
     assert!(err.waited >= Duration::from_millis(5));
     let s = pool.stats();
     assert_eq!((s.capacity, s.segments, s.in_use), (16, 1, 16), "{s:?}");
@@ -160,21 +158,19 @@ fn failed_growth_keeps_serving_what_the_pool_has() {
 #[test]
 fn a_waiter_on_a_pool_that_cannot_grow_gets_a_released_buffer() {
     let faults = Faults::new();
-    let pool = Arc::new(
-        Pool::builder()
-            .buffer_size(BIG)
-            .capacity(2)
-            .grow_to(64)
-            .build()
-            .unwrap(),
-    );
+    let pool = Pool::builder()
+        .buffer_size(BIG)
+        .capacity(2)
+        .grow_to(64)
+        .build()
+        .unwrap();
     faults.fail_from(2 * BIG);
     let a = pool.try_acquire_owned().unwrap();
     let b = pool.try_acquire_owned().unwrap();
     let waiter = {
         let pool = pool.clone();
         std::thread::spawn(move || {
-            pool.acquire_owned_timeout(Duration::from_secs(60))
+            pool.acquire_owned_blocking(Duration::from_secs(60))
                 .map(|b| b.index())
         })
     };
@@ -193,7 +189,7 @@ fn a_waiter_on_a_pool_that_cannot_grow_gets_a_released_buffer() {
 #[cfg_attr(miri, ignore = "a thread pool")]
 fn panics_while_holding_buffers_return_them() {
     let _faults = Faults::new();
-    let pool = Arc::new(Pool::new(256, 32).unwrap());
+    let pool = Pool::new(256, 32).unwrap();
     let threads: Vec<_> = (0..8)
         .map(|t| {
             let pool = pool.clone();
@@ -235,7 +231,7 @@ fn panics_while_holding_buffers_return_them() {
 #[cfg_attr(miri, ignore = "a thread pool")]
 fn panicking_tasks_return_their_buffers() {
     let _faults = Faults::new();
-    let pool = Arc::new(Pool::new(256, 32).unwrap());
+    let pool = Pool::new(256, 32).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .build()
@@ -271,14 +267,12 @@ fn panicking_tasks_return_their_buffers() {
 #[cfg_attr(miri, ignore = "10,000 threads")]
 fn ten_thousand_threads_strand_nothing() {
     let _faults = Faults::new();
-    let pool = Arc::new(
-        Pool::builder()
-            .buffer_size(64)
-            .capacity(64)
-            .cache_size(8)
-            .build()
-            .unwrap(),
-    );
+    let pool = Pool::builder()
+        .buffer_size(64)
+        .capacity(64)
+        .cache_size(8)
+        .build()
+        .unwrap();
     for wave in 0..100 {
         let threads: Vec<_> = (0..100)
             .map(|_| {

@@ -19,14 +19,12 @@ use arenapool::{OwnedBuf, Pool};
 /// Deadlock detector, not a performance bound.
 const STUCK: Duration = Duration::from_secs(60);
 
-fn pool(capacity: usize) -> Arc<Pool> {
-    Arc::new(
-        Pool::builder()
-            .buffer_size(64)
-            .capacity(capacity)
-            .build()
-            .unwrap(),
-    )
+fn pool(capacity: usize) -> Pool {
+    Pool::builder()
+        .buffer_size(64)
+        .capacity(capacity)
+        .build()
+        .unwrap()
 }
 
 fn runtime(workers: usize) -> tokio::runtime::Runtime {
@@ -314,14 +312,12 @@ fn cancelled_waiters_lose_no_buffer_and_no_wakeup() {
 /// the task (the release sees the waiter and bypasses its cache).
 #[test]
 fn release_into_a_cache_wakes_a_waiting_task() {
-    let pool = Arc::new(
-        Pool::builder()
-            .buffer_size(64)
-            .capacity(1)
-            .cache_size(32)
-            .build()
-            .unwrap(),
-    );
+    let pool = Pool::builder()
+        .buffer_size(64)
+        .capacity(1)
+        .cache_size(32)
+        .build()
+        .unwrap();
     // The releasing thread has a cache: it used the pool before.
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let releaser = {
@@ -357,7 +353,7 @@ fn blocking_and_async_waiters_share_the_queue() {
     assert!(poll_once(&mut first).is_pending());
     let blocking = {
         let pool = pool.clone();
-        std::thread::spawn(move || pool.acquire_owned_timeout(STUCK).map(|b| b.index()))
+        std::thread::spawn(move || pool.acquire_owned_blocking(STUCK).map(|b| b.index()))
     };
     while pool.stats().waiting < 2 {
         std::thread::yield_now();

@@ -278,6 +278,6 @@ fn capacity_error_and_exhausted_display_messages() {
         }
     );
     assert!(!real.to_string().is_empty());
-    let real = pool.acquire_timeout(Duration::ZERO).unwrap_err();
+    let real = pool.acquire_blocking(Duration::ZERO).unwrap_err();
     assert!(!real.to_string().is_empty());
 }

@@ -1,5 +1,5 @@
 //! Exhaustion: what happens when the pool runs out. `try_acquire` fails
-//! fast and counts it, `acquire_timeout` waits and either wakes on a release
+//! fast and counts it, `acquire_blocking` waits and either wakes on a release
 //! or gives up after the timeout, `grow_to` adds segments up to its limit,
 //! and a panic while holding buffers gives every one of them back.
 //!
@@ -67,12 +67,12 @@ fn try_acquire_on_exhausted_pool_returns_none_and_counts() {
 }
 
 #[test]
-fn acquire_timeout_gives_up_after_the_timeout() {
+fn acquire_blocking_gives_up_after_the_timeout() {
     let pool = Arc::new(pool(64, 1));
     let held = pool.try_acquire().unwrap();
 
     let start = Instant::now();
-    let err: Exhausted = pool.acquire_timeout(SHORT).unwrap_err();
+    let err: Exhausted = pool.acquire_blocking(SHORT).unwrap_err();
     let elapsed = start.elapsed();
     assert!(err.waited >= SHORT, "waited {:?} < {SHORT:?}", err.waited);
     assert!(elapsed >= SHORT, "returned after {elapsed:?} < {SHORT:?}");
@@ -81,7 +81,7 @@ fn acquire_timeout_gives_up_after_the_timeout() {
     assert_eq!((s.waits, s.failed_acquires, s.in_use), (1, 1, 1));
 
     // The owned variant behaves the same and counts the same.
-    let err = pool.acquire_owned_timeout(SHORT).unwrap_err();
+    let err = pool.acquire_owned_blocking(SHORT).unwrap_err();
     assert!(err.waited >= SHORT, "waited {:?} < {SHORT:?}", err.waited);
     let s = pool.stats();
     assert_eq!((s.waits, s.failed_acquires, s.in_use), (2, 2, 1));
@@ -90,22 +90,22 @@ fn acquire_timeout_gives_up_after_the_timeout() {
     assert!(err.to_string().contains("exhausted"), "{err}");
 
     // A zero timeout fails without blocking, and counts a failure.
-    assert!(pool.acquire_timeout(Duration::ZERO).is_err());
+    assert!(pool.acquire_blocking(Duration::ZERO).is_err());
     assert_eq!(pool.stats().failed_acquires, 3);
 
     // With a free buffer, no wait is counted.
     drop(held);
-    let b = pool.acquire_timeout(SHORT).unwrap();
+    let b = pool.acquire_blocking(SHORT).unwrap();
     let s = pool.stats();
     assert_eq!((s.failed_acquires, s.in_use), (3, 1));
     let waits_before = s.waits;
     drop(b);
-    let _b = pool.acquire_timeout(Duration::ZERO).unwrap();
+    let _b = pool.acquire_blocking(Duration::ZERO).unwrap();
     assert_eq!(pool.stats().waits, waits_before);
 }
 
 #[test]
-fn acquire_timeout_wakes_when_another_thread_releases() {
+fn acquire_blocking_wakes_when_another_thread_releases() {
     let pool = pool(128, 1);
     let mut held = pool.try_acquire().unwrap();
     held.extend_from_slice(b"from the holder").unwrap();
@@ -117,7 +117,7 @@ fn acquire_timeout_wakes_when_another_thread_releases() {
             drop(held);
         });
         let b = pool
-            .acquire_timeout(LONG)
+            .acquire_blocking(LONG)
             .expect("woken by the release long before the timeout");
         assert_eq!(b.index(), held_idx);
         assert!(b.is_empty(), "a fresh handle starts empty");
@@ -127,16 +127,16 @@ fn acquire_timeout_wakes_when_another_thread_releases() {
 }
 
 #[test]
-fn acquire_owned_timeout_wakes_when_another_thread_releases() {
+fn acquire_owned_blocking_wakes_when_another_thread_releases() {
     let pool = Arc::new(pool(128, 1));
     let held = pool.try_acquire_owned().unwrap();
-    let p = Arc::clone(&pool);
+    let p = pool.clone();
     let releaser = std::thread::spawn(move || {
         until_waiting(&p, 1);
         drop(held);
     });
     let b = pool
-        .acquire_owned_timeout(LONG)
+        .acquire_owned_blocking(LONG)
         .expect("woken by the release");
     releaser.join().unwrap();
     let s = pool.stats();
@@ -159,7 +159,7 @@ fn many_waiters_all_finish_and_nothing_is_lost() {
                 start.wait();
                 for r in 0..ROUNDS {
                     let mut b = pool
-                        .acquire_timeout(LONG)
+                        .acquire_blocking(LONG)
                         .unwrap_or_else(|e| panic!("thread {t} round {r}: {e}"));
                     let stamp = [t as u8, r as u8, (r >> 8) as u8, 0xEE];
                     for chunk in b.as_full_mut().chunks_mut(4) {
@@ -219,7 +219,7 @@ fn grows_to_exactly_the_limit_and_keeps_handles_valid() {
     }
     // At the limit: no further growth.
     assert!(pool.try_acquire().is_none());
-    assert!(pool.acquire_timeout(Duration::ZERO).is_err());
+    assert!(pool.acquire_blocking(Duration::ZERO).is_err());
     let s = pool.stats();
     assert_eq!((s.capacity, s.segments, s.in_use), (10, 3, 10));
     assert_eq!(s.failed_acquires, 2);
@@ -271,22 +271,22 @@ fn blocking_acquire_grows_instead_of_waiting() {
         .grow_to(3)
         .build()
         .unwrap();
-    let a = pool.acquire_timeout(LONG).unwrap();
-    let b = pool.acquire_timeout(LONG).unwrap();
-    let c = pool.acquire_timeout(LONG).unwrap();
+    let a = pool.acquire_blocking(LONG).unwrap();
+    let b = pool.acquire_blocking(LONG).unwrap();
+    let c = pool.acquire_blocking(LONG).unwrap();
     let s = pool.stats();
     assert_eq!(
         (s.capacity, s.segments, s.waits),
         (3, 3, 0),
         "1 -> 2 -> 3: {s:?}"
     );
-    assert!(pool.acquire_timeout(SHORT).is_err());
+    assert!(pool.acquire_blocking(SHORT).is_err());
     assert_eq!(pool.stats().waits, 1);
     drop((a, b, c));
 }
 
 /// Several buffers released back to back while several threads sleep in
-/// `acquire_timeout`: every sleeper must get one. Each waiter keeps its
+/// `acquire_blocking`: every sleeper must get one. Each waiter keeps its
 /// buffer until all have one, so a waiter that is never woken cannot be
 /// rescued by another waiter's later release; with `Duration::MAX` it would
 /// sleep forever next to free buffers (a lost wake-up).
@@ -303,10 +303,10 @@ fn burst_of_releases_wakes_every_waiter() {
         let (tx, rx) = mpsc::channel();
         let waits_before = pool.stats().waits;
         for _ in 0..WAITERS {
-            let (pool, barrier, tx) = (Arc::clone(&pool), Arc::clone(&barrier), tx.clone());
+            let (pool, barrier, tx) = (pool.clone(), Arc::clone(&barrier), tx.clone());
             // Detached, so a stuck waiter fails the test instead of hanging it.
             std::thread::spawn(move || {
-                let b = pool.acquire_owned_timeout(Duration::MAX).unwrap();
+                let b = pool.acquire_owned_blocking(Duration::MAX).unwrap();
                 barrier.wait(); // hold it until every waiter has one
                 tx.send(b.index()).unwrap();
             });
@@ -355,7 +355,7 @@ fn waiters_on_a_grown_pool_are_woken_by_releases() {
         let waiters: Vec<_> = (0..4)
             .map(|_| {
                 s.spawn(move || {
-                    let mut b = pool.acquire_timeout(LONG).expect("a release wakes me");
+                    let mut b = pool.acquire_blocking(LONG).expect("a release wakes me");
                     b.extend_from_slice(b"ok").unwrap();
                     b.index()
                 })
@@ -378,7 +378,7 @@ fn duration_max_waits_until_release() {
 
     // With a free buffer it returns at once (no overflow computing a
     // deadline).
-    let b = pool.acquire_timeout(Duration::MAX).unwrap();
+    let b = pool.acquire_blocking(Duration::MAX).unwrap();
     assert_eq!(pool.stats().waits, 0);
 
     std::thread::scope(|s| {
@@ -388,7 +388,7 @@ fn duration_max_waits_until_release() {
             drop(b);
         });
         let c = pool
-            .acquire_timeout(Duration::MAX)
+            .acquire_blocking(Duration::MAX)
             .expect("MAX never times out");
         assert_eq!(pool.stats().in_use, 1);
         drop(c);
@@ -396,12 +396,12 @@ fn duration_max_waits_until_release() {
 
     // The owned variant, released from a plain spawned thread.
     let held = pool.try_acquire_owned().unwrap();
-    let p = Arc::clone(&pool);
+    let p = pool.clone();
     let t = std::thread::spawn(move || {
         until_waiting(&p, 2);
         drop(held);
     });
-    let c = pool.acquire_owned_timeout(Duration::MAX).unwrap();
+    let c = pool.acquire_owned_blocking(Duration::MAX).unwrap();
     t.join().unwrap();
     let s = pool.stats();
     assert_eq!((s.waits, s.failed_acquires, s.in_use), (2, 0, 1));
@@ -412,14 +412,12 @@ fn duration_max_waits_until_release() {
 #[test]
 fn panics_while_holding_buffers_return_every_buffer() {
     const THREADS: usize = 4;
-    let pool = Arc::new(
-        Pool::builder()
-            .buffer_size(64)
-            .capacity(2 * THREADS)
-            .zero_on_release(true)
-            .build()
-            .unwrap(),
-    );
+    let pool = Pool::builder()
+        .buffer_size(64)
+        .capacity(2 * THREADS)
+        .zero_on_release(true)
+        .build()
+        .unwrap();
     let ready = Barrier::new(THREADS + 1);
     std::thread::scope(|s| {
         let caught: Vec<_> = (0..THREADS)
@@ -451,7 +449,7 @@ fn panics_while_holding_buffers_return_every_buffer() {
     assert_eq!(s.in_use, 0, "unwinding dropped every handle: {s:?}");
 
     // Uncaught: the thread dies, the handles still come back.
-    let p = Arc::clone(&pool);
+    let p = pool.clone();
     let r = std::thread::spawn(move || {
         let _a = p.try_acquire_owned().unwrap();
         let _b = p.try_acquire().unwrap();
@@ -492,7 +490,7 @@ fn a_panicking_holder_wakes_a_waiter() {
         while pool.stats().in_use == 0 {
             std::thread::yield_now();
         }
-        let got = pool.acquire_timeout(LONG);
+        let got = pool.acquire_blocking(LONG);
         assert!(got.is_ok(), "the unwinding holder's release woke us");
         assert!(holder.join().is_err());
     });

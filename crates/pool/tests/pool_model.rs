@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
 use std::sync::Arc;
 
-use arenapool::{Buf, CapacityError, OwnedBuf, Pool};
+use arenapool::{CapacityError, OwnedBuf, Pool, PoolBuf};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -108,7 +108,7 @@ fn op() -> impl Strategy<Value = Op> {
 
 /// Either kind of handle, so one program can mix them.
 enum Handle<'a> {
-    Borrowed(Buf<'a>),
+    Borrowed(PoolBuf<'a>),
     Owned(OwnedBuf),
 }
 

@@ -77,7 +77,7 @@ fn check_idle(pool: &Pool) {
 fn borrowed_worker(pool: &Pool, owner: u64) {
     for i in 0..ITERS {
         let mut first = pool
-            .acquire_timeout(LONG)
+            .acquire_blocking(LONG)
             .expect("a buffer comes back well within the timeout");
         let mut second = pool.try_acquire();
         assert_eq!(first.capacity(), BUF);
@@ -183,14 +183,12 @@ fn owned_handles_sent_across_threads() {
     // Two producers acquire and stamp; two consumers verify, restamp,
     // verify again and drop. Every buffer is acquired on one thread and
     // released on another. The pool (3) is smaller than what is in flight.
-    let pool = Arc::new(
-        Pool::builder()
-            .buffer_size(BUF)
-            .capacity(3)
-            .zero_on_release(true)
-            .build()
-            .unwrap(),
-    );
+    let pool = Pool::builder()
+        .buffer_size(BUF)
+        .capacity(3)
+        .zero_on_release(true)
+        .build()
+        .unwrap();
     let producers = THREADS / 2;
     let received = Arc::new(AtomicU64::new(0));
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..THREADS - producers)
@@ -219,12 +217,12 @@ fn owned_handles_sent_across_threads() {
 
     let producer_threads: Vec<_> = (0..producers)
         .map(|p| {
-            let pool = Arc::clone(&pool);
+            let pool = pool.clone();
             let senders = senders.clone();
             std::thread::spawn(move || {
                 for i in 0..ITERS {
                     let mut buf = pool
-                        .acquire_owned_timeout(LONG)
+                        .acquire_owned_blocking(LONG)
                         .expect("consumers free buffers well within the timeout");
                     assert!(
                         buf.as_full().iter().all(|&b| b == 0),
@@ -285,7 +283,7 @@ fn growth_under_contention() {
             let pool = &pool;
             s.spawn(move || {
                 for i in 0..ITERS {
-                    let mut first = pool.acquire_timeout(LONG).expect("within the timeout");
+                    let mut first = pool.acquire_blocking(LONG).expect("within the timeout");
                     let mut second = pool.try_acquire();
                     assert!((first.index() as usize) < LIMIT);
                     assert_eq!(first.as_full().as_ptr() as usize % 32, 0);

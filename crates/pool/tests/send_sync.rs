@@ -4,7 +4,9 @@
 
 use std::marker::PhantomData;
 
-use arenapool::{Buf, BuildError, CapacityError, Exhausted, OwnedBuf, Pool, PoolBuilder, Stats};
+use arenapool::{
+    BuildError, CapacityError, Exhausted, OwnedBuf, Pool, PoolBuf, PoolBuilder, Stats,
+};
 
 const fn assert_send<T: Send + ?Sized>() {}
 const fn assert_sync<T: Sync + ?Sized>() {}
@@ -20,7 +22,7 @@ const fn assert_all<T: Send + Sync + Unpin + ?Sized>() {
 
 /// `Buf` for every lifetime, not only `'static`.
 const fn borrowed_handle<'pool>(_: PhantomData<&'pool ()>) {
-    assert_all::<Buf<'pool>>();
+    assert_all::<PoolBuf<'pool>>();
 }
 
 // Evaluated at compile time: the bounds are checked when this is type-checked.
@@ -35,7 +37,7 @@ const _: () = {
     borrowed_handle(PhantomData);
     assert_static::<OwnedBuf>();
     assert_static::<Pool>();
-    assert_static::<std::sync::Arc<Pool>>();
+    assert_static::<Pool>();
 };
 
 /// The futures can be held across `.await` in spawned tasks (`Send`), and
@@ -71,7 +73,7 @@ fn auto_traits_hold() {
 
     // And at run time: an OwnedBuf crosses a `'static` thread boundary, a Buf
     // a scoped one, and `&Buf` is shared between threads.
-    let pool = std::sync::Arc::new(Pool::new(8, 2).unwrap());
+    let pool = Pool::new(8, 2).unwrap();
     let mut owned = pool.try_acquire_owned().unwrap();
     owned.extend_from_slice(b"owned").unwrap();
     let owned = std::thread::spawn(move || send_value(owned))

@@ -25,7 +25,7 @@ unsafe impl Send for Racy {}
 #[test]
 #[ignore = "a deliberate data race: bin/sanitize.sh thread runs it and expects ThreadSanitizer to report it"]
 fn a_race_on_a_pool_buffer_during_a_tokio_receive_is_reported() {
-    let pool = Arc::new(Pool::new(4096, 2).unwrap());
+    let pool = Pool::new(4096, 2).unwrap();
     let mut buf = pool.try_acquire_owned().unwrap();
     let racy = Racy(buf.as_full_mut().as_mut_ptr());
     // Relaxed: it orders nothing for TSan, so the receive below and the

@@ -14,7 +14,6 @@ use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use arenapool::Pool;
@@ -25,11 +24,11 @@ mod skip;
 
 /// A ring, or `None` (after [`skip::skip`]) when the kernel refuses
 /// io_uring (`ENOSYS`, `EPERM`).
-fn ring(pool: &Arc<Pool>, fixed: bool) -> Option<Ring> {
+fn ring(pool: &Pool, fixed: bool) -> Option<Ring> {
     let made = if fixed {
-        Ring::new(Arc::clone(pool), 32)
+        Ring::new(pool.clone(), 32)
     } else {
-        Ring::without_fixed_buffers(Arc::clone(pool), 32)
+        Ring::without_fixed_buffers(pool.clone(), 32)
     };
     match made {
         Ok(r) => Some(r),
@@ -93,7 +92,7 @@ fn udp_pair() -> (UdpSocket, UdpSocket) {
 #[test]
 #[cfg_attr(miri, ignore = "io_uring syscalls")]
 fn read_fixed_fills_pool_buffers_from_a_file() {
-    let pool = Arc::new(Pool::new(1024, 8).unwrap());
+    let pool = Pool::new(1024, 8).unwrap();
     let Some(mut ring) = ring(&pool, true) else {
         return;
     };
@@ -127,7 +126,7 @@ fn read_fixed_fills_pool_buffers_from_a_file() {
 #[test]
 #[cfg_attr(miri, ignore = "io_uring syscalls")]
 fn write_fixed_then_read_back() {
-    let pool = Arc::new(Pool::new(512, 4).unwrap());
+    let pool = Pool::new(512, 4).unwrap();
     let Some(mut ring) = ring(&pool, true) else {
         return;
     };
@@ -160,19 +159,17 @@ fn write_fixed_then_read_back() {
 #[test]
 #[cfg_attr(miri, ignore = "io_uring syscalls")]
 fn fixed_ops_refuse_foreign_and_unregistered_buffers() {
-    let pool = Arc::new(
-        Pool::builder()
-            .buffer_size(64)
-            .capacity(1)
-            .grow_to(4)
-            .build()
-            .unwrap(),
-    );
+    let pool = Pool::builder()
+        .buffer_size(64)
+        .capacity(1)
+        .grow_to(4)
+        .build()
+        .unwrap();
     let Some(mut ring) = ring(&pool, true) else {
         return;
     };
     let file = std::fs::File::open("/dev/zero").unwrap();
-    let other = Arc::new(Pool::new(64, 1).unwrap());
+    let other = Pool::new(64, 1).unwrap();
     let foreign = other.try_acquire_owned().unwrap();
     let r = ring.read_fixed(&file, foreign, 0).unwrap_err();
     assert!(matches!(r.error, UringError::WrongPool));
@@ -192,7 +189,7 @@ fn fixed_ops_refuse_foreign_and_unregistered_buffers() {
 #[test]
 #[cfg_attr(miri, ignore = "io_uring syscalls")]
 fn recv_with_buffer_select() {
-    let pool = Arc::new(Pool::new(2048, 16).unwrap());
+    let pool = Pool::new(2048, 16).unwrap();
     let Some(mut ring) = ring(&pool, false) else {
         return;
     };
@@ -218,7 +215,7 @@ fn recv_with_buffer_select() {
 #[test]
 #[cfg_attr(miri, ignore = "io_uring syscalls")]
 fn multishot_recv_takes_several_datagrams_from_one_submission() {
-    let pool = Arc::new(Pool::new(256, 32).unwrap());
+    let pool = Pool::new(256, 32).unwrap();
     let Some(mut ring) = ring(&pool, false) else {
         return;
     };
@@ -248,7 +245,7 @@ fn multishot_recv_takes_several_datagrams_from_one_submission() {
 #[test]
 #[cfg_attr(miri, ignore = "io_uring syscalls")]
 fn recvmsg_multishot_reports_source_addresses() {
-    let pool = Arc::new(Pool::new(512, 16).unwrap());
+    let pool = Pool::new(512, 16).unwrap();
     let Some(mut ring) = ring(&pool, false) else {
         return;
     };
@@ -284,7 +281,7 @@ fn recvmsg_multishot_reports_source_addresses() {
 #[test]
 #[cfg_attr(miri, ignore = "io_uring syscalls")]
 fn send_to_sends_a_subrange_and_gives_the_buffer_back() {
-    let pool = Arc::new(Pool::new(128, 4).unwrap());
+    let pool = Pool::new(128, 4).unwrap();
     let Some(mut ring) = ring(&pool, false) else {
         return;
     };
@@ -307,14 +304,12 @@ fn send_to_sends_a_subrange_and_gives_the_buffer_back() {
 #[cfg_attr(miri, ignore = "io_uring syscalls")]
 fn running_dry_counts_enobufs_and_recovers() {
     // 4 buffers, all in the ring: the fifth datagram finds none.
-    let pool = Arc::new(
-        Pool::builder()
-            .buffer_size(128)
-            .capacity(4)
-            .cache_size(0)
-            .build()
-            .unwrap(),
-    );
+    let pool = Pool::builder()
+        .buffer_size(128)
+        .capacity(4)
+        .cache_size(0)
+        .build()
+        .unwrap();
     let Some(mut ring) = ring(&pool, false) else {
         return;
     };
@@ -374,7 +369,7 @@ const EBADF: i32 = 9;
 #[test]
 #[cfg_attr(miri, ignore = "io_uring syscalls")]
 fn buffers_in_flight_count_as_in_use() {
-    let pool = Arc::new(Pool::new(256, 4).unwrap());
+    let pool = Pool::new(256, 4).unwrap();
     let Some(mut ring) = ring(&pool, true) else {
         return;
     };
@@ -396,7 +391,7 @@ fn buffers_in_flight_count_as_in_use() {
 #[test]
 #[cfg_attr(miri, ignore = "io_uring syscalls")]
 fn dropping_the_ring_with_ops_in_flight_loses_no_buffer() {
-    let pool = Arc::new(Pool::new(256, 16).unwrap());
+    let pool = Pool::new(256, 16).unwrap();
     let Some(mut ring) = ring(&pool, true) else {
         return;
     };
@@ -412,9 +407,8 @@ fn dropping_the_ring_with_ops_in_flight_loses_no_buffer() {
     ring.submit().unwrap();
     assert_eq!(ring.stats().in_flight, 5);
     assert_eq!(pool.stats().in_use, 8 + 3);
-    let weak = Arc::downgrade(&pool);
     drop(pool); // the ring keeps it
-    let pool = weak.upgrade().unwrap();
+    let pool = ring.pool().clone();
     drop(ring);
     assert_eq!(pool.stats().in_use, 0, "every buffer is back in the pool");
     drop(rx);
@@ -423,7 +417,7 @@ fn dropping_the_ring_with_ops_in_flight_loses_no_buffer() {
 #[test]
 #[cfg_attr(miri, ignore = "io_uring syscalls")]
 fn a_closed_descriptor_only_fails_the_operation() {
-    let pool = Arc::new(Pool::new(64, 2).unwrap());
+    let pool = Pool::new(64, 2).unwrap();
     let Some(mut ring) = ring(&pool, true) else {
         return;
     };
@@ -446,7 +440,7 @@ fn a_closed_descriptor_only_fails_the_operation() {
 #[test]
 #[cfg_attr(miri, ignore = "io_uring syscalls")]
 fn provided_rings_check_their_arguments() {
-    let pool = Arc::new(Pool::new(64, 4).unwrap());
+    let pool = Pool::new(64, 4).unwrap();
     let Some(mut ring) = ring(&pool, false) else {
         return;
     };
@@ -472,14 +466,12 @@ fn provided_rings_check_their_arguments() {
 #[test]
 #[cfg_attr(miri, ignore = "io_uring syscalls")]
 fn zero_on_release_clears_what_the_kernel_wrote() {
-    let pool = Arc::new(
-        Pool::builder()
-            .buffer_size(256)
-            .capacity(1)
-            .zero_on_release(true)
-            .build()
-            .unwrap(),
-    );
+    let pool = Pool::builder()
+        .buffer_size(256)
+        .capacity(1)
+        .zero_on_release(true)
+        .build()
+        .unwrap();
     let Some(mut ring) = ring(&pool, true) else {
         return;
     };

@@ -83,15 +83,13 @@ fn a_waker_panicking_in_the_teardown_cannot_expose_a_buffer_the_kernel_writes() 
     let Some((_tmp, file)) = direct_file() else {
         return;
     };
-    let pool = Arc::new(
-        Pool::builder()
-            .buffer_size(BUF)
-            .capacity(BUFS)
-            .alignment(4096)
-            .build()
-            .unwrap(),
-    );
-    let mut ring = match Ring::new(Arc::clone(&pool), 32) {
+    let pool = Pool::builder()
+        .buffer_size(BUF)
+        .capacity(BUFS)
+        .alignment(4096)
+        .build()
+        .unwrap();
+    let mut ring = match Ring::new(pool.clone(), 32) {
         Ok(r) => r,
         Err(UringError::Setup(e))
             if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) =>

@@ -11,6 +11,7 @@
 #![cfg(feature = "async")]
 
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -43,14 +44,12 @@ fn within(what: &str, f: impl FnOnce() + Send + 'static) {
     }
 }
 
-fn pool(capacity: usize) -> Arc<Pool> {
-    Arc::new(
-        Pool::builder()
-            .buffer_size(64)
-            .capacity(capacity)
-            .build()
-            .unwrap(),
-    )
+fn pool(capacity: usize) -> Pool {
+    Pool::builder()
+        .buffer_size(64)
+        .capacity(capacity)
+        .build()
+        .unwrap()
 }
 
 fn poll<F: Future + Unpin>(fut: &mut F, waker: &Waker) -> Poll<F::Output> {
@@ -85,16 +84,14 @@ fn panicking_waker() -> Waker {
     hostile(|| panic!("a waker that panics")).1
 }
 
-/// Futures "forgotten" by the tests: never polled or dropped again, as
-/// after `mem::forget`, but kept reachable from a static so that the leak
-/// checkers of Miri and LeakSanitizer do not report them.
-static FORGOTTEN: Mutex<Vec<arenapool::AcquireOwned>> = Mutex::new(Vec::new());
-
-/// Polls an owned acquire once (it must be pending) and forgets it.
-fn forget_pending(pool: &Arc<Pool>) {
-    let mut fut = pool.acquire_owned();
-    assert!(poll(&mut fut, futures::task::noop_waker_ref()).is_pending());
-    FORGOTTEN.lock().unwrap().push(fut);
+/// Polls an owned acquire once (it must be pending) and "forgets" it: the
+/// caller keeps what this returns in scope and never drops it, as after
+/// `mem::forget` (the future lives on the caller's stack, so the leak
+/// checkers of Miri and LeakSanitizer see nothing leaked).
+fn forget_pending(pool: &Pool) -> ManuallyDrop<arenapool::AcquireOwned<'_>> {
+    let mut fut = ManuallyDrop::new(pool.acquire_owned());
+    assert!(poll(&mut *fut, futures::task::noop_waker_ref()).is_pending());
+    fut
 }
 
 /// Every buffer can be taken at once: none was lost, none is out twice.
@@ -145,7 +142,7 @@ fn a_waker_that_acquires_or_reads_stats_does_not_deadlock() {
         let a = pool.try_acquire_owned().unwrap();
         let b = pool.try_acquire_owned().unwrap();
         let (h, waker) = {
-            let pool = Arc::clone(&pool);
+            let pool = pool.clone();
             hostile(move || {
                 let _ = pool.stats();
                 let _ = pool.backing();
@@ -229,7 +226,7 @@ fn a_forgotten_future_costs_at_most_one_buffer() {
     within("a pool with a forgotten waiter", || {
         let pool = pool(3);
         let held: Vec<_> = (0..3).map(|_| pool.try_acquire_owned().unwrap()).collect();
-        forget_pending(&pool);
+        let _forgotten = forget_pending(&pool);
         assert_eq!(pool.stats().waiting, 1);
         drop(held); // the first goes to the forgotten waiter, for ever
         let s = pool.stats();
@@ -273,10 +270,10 @@ fn a_forgotten_future_does_not_strand_a_blocking_waiter() {
         let pool = pool(2);
         let a = pool.try_acquire_owned().unwrap();
         let b = pool.try_acquire_owned().unwrap();
-        forget_pending(&pool);
+        let _forgotten = forget_pending(&pool);
         let waiter = {
-            let pool = Arc::clone(&pool);
-            std::thread::spawn(move || pool.acquire_owned_timeout(Duration::MAX).unwrap())
+            let pool = pool.clone();
+            std::thread::spawn(move || pool.acquire_owned_blocking(Duration::MAX).unwrap())
         };
         while pool.stats().waiting < 2 {
             std::thread::yield_now();

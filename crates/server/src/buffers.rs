@@ -17,7 +17,7 @@ use std::fmt;
 use std::ops::Deref;
 use std::str::FromStr;
 
-use arenapool::{Buf, Pool};
+use arenapool::{Pool, PoolBuf};
 use serde::{Deserialize, Serialize};
 
 /// How the server gets its receive buffers.
@@ -113,10 +113,10 @@ pub(crate) trait PacketBuf: Deref<Target = [u8]> {
     fn set_filled(&mut self, n: usize) -> bool;
 }
 
-impl PacketBuf for Buf<'_> {
+impl PacketBuf for PoolBuf<'_> {
     #[inline]
     fn as_full_mut(&mut self) -> &mut [u8] {
-        Buf::as_full_mut(self)
+        PoolBuf::as_full_mut(self)
     }
 
     #[inline]
@@ -152,10 +152,10 @@ pub(crate) trait BufSource {
 }
 
 impl BufSource for Pool {
-    type Buf<'a> = Buf<'a>;
+    type Buf<'a> = PoolBuf<'a>;
 
     #[inline]
-    fn take(&self) -> Option<Buf<'_>> {
+    fn take(&self) -> Option<PoolBuf<'_>> {
         self.try_acquire()
     }
 }

@@ -140,7 +140,7 @@ struct Worker {
 pub struct Server {
     config: ServerConfig,
     local_addr: SocketAddr,
-    pool: Option<Arc<Pool>>,
+    pool: Option<Pool>,
     workers: Vec<Worker>,
 }
 
@@ -167,22 +167,22 @@ impl Server {
     pub fn start(config: ServerConfig) -> Result<Server, ServerError> {
         config.validate()?;
         let pool = match config.mode {
-            Mode::Pool => Some(Arc::new(
+            Mode::Pool => Some(
                 Pool::builder()
                     .buffer_size(config.buffer_size)
                     .capacity(config.capacity)
                     .build()?,
-            )),
+            ),
             Mode::Vec => None,
             #[cfg(target_os = "linux")]
-            Mode::Uring => Some(Arc::new(
+            Mode::Uring => Some(
                 Pool::builder()
                     // The kernel's recvmsg header and the source address
                     // come first: the payload keeps `buffer_size` bytes.
                     .buffer_size(config.buffer_size + crate::uring::RECVMSG_HEADROOM)
                     .capacity(config.capacity)
                     .build()?,
-            )),
+            ),
             #[cfg(not(target_os = "linux"))]
             Mode::Uring => return Err(ServerError::Unsupported(Mode::Uring)),
         };
@@ -197,7 +197,7 @@ impl Server {
     ///
     /// As [`start`](Self::start), and [`ServerError::PoolMismatch`] if the
     /// pool's buffers are not `config.buffer_size` bytes.
-    pub fn with_pool(config: ServerConfig, pool: Arc<Pool>) -> Result<Server, ServerError> {
+    pub fn with_pool(config: ServerConfig, pool: Pool) -> Result<Server, ServerError> {
         let config = ServerConfig {
             mode: Mode::Pool,
             capacity: pool.stats().max_capacity,
@@ -213,7 +213,7 @@ impl Server {
         Self::launch(config, Some(pool))
     }
 
-    fn launch(config: ServerConfig, pool: Option<Arc<Pool>>) -> Result<Server, ServerError> {
+    fn launch(config: ServerConfig, pool: Option<Pool>) -> Result<Server, ServerError> {
         let sockets = bind(config.bind, config.workers, config.recv_buffer)?;
         let local_addr = sockets[0]
             .local_addr()
@@ -272,7 +272,7 @@ impl Server {
     }
 
     /// The pool (pool mode).
-    pub fn pool(&self) -> Option<&Arc<Pool>> {
+    pub fn pool(&self) -> Option<&Pool> {
         self.pool.as_ref()
     }
 
@@ -372,7 +372,7 @@ fn bind(
 struct Job {
     socket: StdUdpSocket,
     config: ServerConfig,
-    pool: Option<Arc<Pool>>,
+    pool: Option<Pool>,
     stop: Arc<Notify>,
     counters: Arc<Counters>,
     ready: mpsc::Sender<io::Result<()>>,
@@ -382,7 +382,7 @@ impl Job {
     fn run(self) -> AllocWindow {
         #[cfg(target_os = "linux")]
         if let (Mode::Uring, Some(pool)) = (self.config.mode, &self.pool) {
-            let pool = Arc::clone(pool);
+            let pool = pool.clone();
             return crate::uring::run(
                 self.socket,
                 self.config,
@@ -428,7 +428,7 @@ impl Job {
                 stop: &stop,
             };
             match pool {
-                Some(pool) => run.serve(&*pool).await,
+                Some(pool) => run.serve(&pool).await,
                 None => {
                     run.serve(&FreshVecs {
                         size: config.buffer_size,

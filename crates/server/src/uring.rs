@@ -27,7 +27,6 @@
 use std::io;
 use std::net::UdpSocket;
 use std::pin::pin;
-use std::sync::Arc;
 use std::sync::mpsc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -71,7 +70,7 @@ fn probe() -> Result<(), String> {
     /// this one waits in `io_uring_enter` (valgrind serialises threads and
     /// does not let go during that call) should ever take this long.
     const PATIENCE: Duration = Duration::from_secs(2);
-    let pool = Arc::new(Pool::new(256, 2).map_err(|e| e.to_string())?);
+    let pool = Pool::new(256, 2).map_err(|e| e.to_string())?;
     let mut ring = Ring::builder(pool)
         .entries(4)
         .fixed_buffers(false)
@@ -128,7 +127,7 @@ fn to_io(e: UringError) -> io::Error {
 pub(crate) fn run(
     socket: UdpSocket,
     config: ServerConfig,
-    pool: Arc<Pool>,
+    pool: Pool,
     stop: &Notify,
     counters: &Counters,
     ready: mpsc::Sender<io::Result<()>>,

@@ -2,7 +2,6 @@
 //! never answered, never a crash; the server keeps serving.
 
 use std::net::UdpSocket;
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -119,14 +118,14 @@ fn malformed_datagrams_are_counted_by_reason() {
 
 #[test]
 fn an_exhausted_pool_drops_and_counts_and_recovers() {
-    let pool = Arc::new(Pool::new(256, 4).unwrap());
+    let pool = Pool::new(256, 4).unwrap();
     let server = Server::with_pool(
         ServerConfig {
             workers: 1,
             buffer_size: 256,
             ..ServerConfig::default()
         },
-        Arc::clone(&pool),
+        pool.clone(),
     )
     .unwrap();
     let c = client();
@@ -240,7 +239,7 @@ fn bad_settings_are_errors_not_panics() {
             other => panic!("{config:?}: {other:?}"),
         }
     }
-    let pool = Arc::new(Pool::new(128, 2).unwrap());
+    let pool = Pool::new(128, 2).unwrap();
     assert!(matches!(
         Server::with_pool(ServerConfig::default(), pool),
         Err(ServerError::PoolMismatch {

@@ -199,7 +199,7 @@ fn uring_mode_gives_every_buffer_back_on_shutdown() {
         ..ServerConfig::default()
     })
     .unwrap();
-    let pool = std::sync::Arc::clone(server.pool().unwrap());
+    let pool = server.pool().unwrap().clone();
     // Each worker lends half its share (16) to its provided ring.
     assert_eq!(pool.stats().in_use, 32);
     let report = load::run(&LoadConfig {

@@ -80,7 +80,7 @@ const MAX_EXITS: usize = 1;
 #[derive(Arbitrary, Debug)]
 pub struct Input {
     settings: Settings,
-    /// At the end, drop the pool's `Arc` first and the owned handles and
+    /// At the end, drop the pool's handle first and the owned handles and
     /// `Bytes` after it (they keep the pool alive).
     outlive_pool: bool,
     ops: Vec<Op>,
@@ -96,7 +96,7 @@ pub fn run(input: Input) {
                 errors.is_empty(),
                 "build accepted {cfg:?}; expected one of {errors:?}"
             );
-            Arc::new(pool)
+            pool
         }
         Err(e) => {
             assert!(
@@ -152,7 +152,7 @@ pub fn run(input: Input) {
 
     if input.outlive_pool {
         // Borrowed handles go now; owned handles and `Bytes` outlive the
-        // pool's `Arc` and keep the pool alive.
+        // pool's handle and keep the pool alive.
         let mut i = 0;
         while i < st.held.len() {
             if matches!(st.held[i].h, Handle::B(_)) {
@@ -173,13 +173,9 @@ pub fn run(input: Input) {
         let groups = std::mem::take(&mut st.groups);
         let kept = owned.len() + groups.len();
         drop(st);
-        let weak = Arc::downgrade(&pool);
+        // That the memory goes with the last of them is checked by the
+        // allocation balance test (`tests/alloc_balance.rs`).
         drop(pool);
-        assert_eq!(
-            weak.upgrade().is_some(),
-            kept > 0,
-            "handles keep the pool alive"
-        );
         for (b, slot, len) in &owned {
             assert_eq!(b.len(), *len);
             assert_eq!(b.capacity(), cap);
@@ -192,10 +188,6 @@ pub fn run(input: Input) {
                 assert!(bytes[..] == g.slot[*a..*b], "Bytes outliving the pool");
             }
         }
-        assert!(
-            weak.upgrade().is_none(),
-            "the pool outlived its last handle"
-        );
         return;
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll, Waker};
 
-use arenapool::{Acquire, AcquireOwned, Buf, OwnedBuf, Pool};
+use arenapool::{Acquire, AcquireOwned, OwnedBuf, Pool, PoolBuf};
 use bytes::{BufMut as _, Bytes};
 
 use super::settings::Resolved;
@@ -17,7 +17,7 @@ use super::{MAX_BUFFER_SIZE, MAX_BUFFERS};
 use crate::pattern;
 
 pub(super) enum Handle<'p> {
-    B(Buf<'p>),
+    B(PoolBuf<'p>),
     O(OwnedBuf),
 }
 
@@ -97,7 +97,7 @@ pub(super) struct Group {
 
 pub(super) enum Future<'p> {
     B(Pin<Box<Acquire<'p>>>),
-    O(Pin<Box<AcquireOwned>>),
+    O(Pin<Box<AcquireOwned<'p>>>),
 }
 
 /// A queued future, the waker it is always polled with, and whether the
@@ -121,7 +121,7 @@ impl<'p> Waiter<'p> {
 }
 
 pub(super) struct State<'p> {
-    pub(super) pool: &'p Arc<Pool>,
+    pub(super) pool: &'p Pool,
     pub(super) cfg: Resolved,
     /// Buffer size.
     pub(super) cap: usize,

@@ -22,7 +22,7 @@ pub enum Op {
         owned: bool,
         stamp: Option<u8>,
     },
-    /// `acquire_timeout(0)` / `acquire_owned_timeout(0)`.
+    /// `acquire_blocking(0)` / `acquire_owned_blocking(0)`.
     AcquireNow {
         owned: bool,
         stamp: Option<u8>,
@@ -151,11 +151,11 @@ impl<'p> State<'p> {
                     self.waits += 1;
                 }
                 let h = if owned {
-                    pool.acquire_owned_timeout(Duration::ZERO).map(Handle::O)
+                    pool.acquire_owned_blocking(Duration::ZERO).map(Handle::O)
                 } else {
-                    pool.acquire_timeout(Duration::ZERO).map(Handle::B)
+                    pool.acquire_blocking(Duration::ZERO).map(Handle::B)
                 };
-                assert_eq!(h.is_ok(), ok, "acquire_timeout(0) with {} out", self.out());
+                assert_eq!(h.is_ok(), ok, "acquire_blocking(0) with {} out", self.out());
                 match h {
                     Ok(h) => self.acquired(h, stamp),
                     Err(e) => {

@@ -45,7 +45,7 @@ pub(super) struct Reentries {
 /// Calls back into the pool: `stats()`, `backing()`, and one
 /// `try_acquire_owned` whose buffer it drops at once.
 struct Reenters {
-    pool: Arc<Pool>,
+    pool: Pool,
     counts: Arc<Reentries>,
 }
 
@@ -70,12 +70,12 @@ impl Wake for Reenters {
 }
 
 /// A waker of `kind`.
-pub(super) fn waker(kind: Kind, pool: &Arc<Pool>, counts: &Arc<Reentries>) -> Waker {
+pub(super) fn waker(kind: Kind, pool: &Pool, counts: &Arc<Reentries>) -> Waker {
     match kind {
         Kind::Noop => Waker::noop().clone(),
         Kind::Panics => Waker::from(Arc::new(Panics)),
         Kind::Reenters => Waker::from(Arc::new(Reenters {
-            pool: Arc::clone(pool),
+            pool: pool.clone(),
             counts: Arc::clone(counts),
         })),
     }

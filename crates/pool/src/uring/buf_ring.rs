@@ -19,7 +19,6 @@
 use std::alloc::Layout;
 use std::mem::{align_of, size_of};
 use std::ptr::{self, NonNull};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 
 use crate::handle::OwnedBuf;
@@ -179,7 +178,7 @@ impl BufRing {
     /// takes back buffers from thread caches or grows the pool). If that
     /// panics, the ring stays consistent: every bid is either published
     /// with its buffer in the table or still waits in `empty`.
-    pub(super) fn stock(&mut self, pool: &Arc<Pool>) {
+    pub(super) fn stock(&mut self, pool: &Pool) {
         if self.empty.is_empty() {
             return;
         }
@@ -284,9 +283,8 @@ impl Ring {
     /// before 5.19 have no buffer rings).
     ///
     /// ```no_run
-    /// # use std::sync::Arc;
-    /// let pool = Arc::new(arenapool::Pool::new(2048, 64)?);
-    /// let mut ring = arenapool::uring::Ring::without_fixed_buffers(Arc::clone(&pool), 32)?;
+    /// let pool = arenapool::Pool::new(2048, 64)?;
+    /// let mut ring = arenapool::uring::Ring::without_fixed_buffers(pool.clone(), 32)?;
     /// let group = ring.provide_buffers(0, 32)?;
     /// assert_eq!(ring.buf_ring_stats(group).unwrap().stocked, 32);
     /// assert_eq!(pool.stats().in_use, 32, "lent to the kernel");
@@ -339,9 +337,8 @@ impl Ring {
     /// submit and completion); returns whether every ring is full.
     ///
     /// ```no_run
-    /// # use std::sync::Arc;
-    /// let pool = Arc::new(arenapool::Pool::new(2048, 4)?);
-    /// let mut ring = arenapool::uring::Ring::without_fixed_buffers(Arc::clone(&pool), 8)?;
+    /// let pool = arenapool::Pool::new(2048, 4)?;
+    /// let mut ring = arenapool::uring::Ring::without_fixed_buffers(pool.clone(), 8)?;
     /// let held = pool.try_acquire_owned().unwrap();
     /// let group = ring.provide_buffers(1, 4)?; // only 3 buffers free
     /// assert_eq!(ring.buf_ring_stats(group).unwrap().stocked, 3);

@@ -1,7 +1,5 @@
 //! [`RingBuilder`]: the settings of a [`Ring`].
 
-use std::sync::Arc;
-
 use crate::pool::Pool;
 
 use super::{Ring, UringError};
@@ -9,7 +7,7 @@ use super::{Ring, UringError};
 /// Settings for a [`Ring`]; see [`Ring::builder`].
 #[derive(Debug)]
 pub struct RingBuilder {
-    pub(super) pool: Arc<Pool>,
+    pub(super) pool: Pool,
     pub(super) entries: u32,
     pub(super) fixed: bool,
     pub(super) single_thread: bool,

@@ -172,9 +172,8 @@ impl Ring {
     ///
     /// ```no_run
     /// # use std::time::Duration;
-    /// # use std::sync::Arc;
-    /// # let pool = Arc::new(arenapool::Pool::new(2048, 16)?);
-    /// # let mut ring = arenapool::uring::Ring::without_fixed_buffers(Arc::clone(&pool), 32)?;
+    /// # let pool = arenapool::Pool::new(2048, 16)?;
+    /// # let mut ring = arenapool::uring::Ring::without_fixed_buffers(pool.clone(), 32)?;
     /// ring.submit_and_wait_timeout(1, Duration::from_millis(50))?; // nothing in flight
     /// assert!(ring.next_completion().is_none());
     /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -3,12 +3,11 @@
 //! done with them (feature `io-uring`, Linux only).
 //!
 //! ```no_run
-//! use std::sync::Arc;
 //! use arenapool::Pool;
 //! use arenapool::uring::Ring;
 //!
-//! let pool = Arc::new(Pool::new(4096, 64)?);
-//! let mut ring = Ring::new(Arc::clone(&pool), 64)?; // registers the arena
+//! let pool = Pool::new(4096, 64)?;
+//! let mut ring = Ring::new(pool.clone(), 64)?; // registers the arena
 //! let file = std::fs::File::open("/etc/hostname")?;
 //!
 //! let buf = pool.try_acquire_owned().unwrap();
@@ -25,7 +24,7 @@
 //! # Design
 //!
 //! One type, [`Ring`], owns everything the kernel may touch: the
-//! `io_uring` instance, an `Arc<Pool>`, the registration of the pool's
+//! `io_uring` instance, an `Pool`, the registration of the pool's
 //! arenas, the provided buffer rings, and a table of in-flight operations.
 //! The submission queue is never exposed.
 //!
@@ -80,7 +79,7 @@
 //!   the ring). If waiting fails (the kernel refuses `io_uring_enter`),
 //!   everything the kernel might still touch is leaked instead of freed.
 //! * **`mem::forget` of the `Ring`** leaks the table, its buffers and the
-//!   `Arc<Pool>`: the memory the kernel may write stays allocated forever,
+//!   `Pool`: the memory the kernel may write stays allocated forever,
 //!   which is safe (only a leak).
 //! * **A panic while handling a completion** (in user code holding a
 //!   [`Completion`]) drops the completion's buffer normally: the kernel was
@@ -95,7 +94,7 @@
 //!   (`uring/teardown.rs`). When the drop cannot confirm that the kernel is
 //!   done (it refuses to wait, dropped a completion, or stays silent for
 //!   ten seconds), it leaks and counts it in [`leaked_teardowns`].
-//! * **Dropping the pool** (the user's `Arc<Pool>`) while operations are in
+//! * **Dropping the pool** (the user's `Pool`) while operations are in
 //!   flight frees nothing: the ring and every buffer hold their own `Arc`.
 //! * **Closing a file descriptor** that an operation uses only makes the
 //!   operation fail (`EBADF`), or act on whatever file later got that
@@ -119,7 +118,6 @@ mod ops;
 mod teardown;
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 
 use io_uring::IoUring;
 
@@ -230,11 +228,10 @@ struct Fixed {
 ///
 /// ```no_run
 /// use std::net::UdpSocket;
-/// use std::sync::Arc;
 /// use arenapool::{Pool, uring::Ring};
 ///
-/// let pool = Arc::new(Pool::new(2048, 256)?);
-/// let mut ring = Ring::without_fixed_buffers(Arc::clone(&pool), 256)?;
+/// let pool = Pool::new(2048, 256)?;
+/// let mut ring = Ring::without_fixed_buffers(pool.clone(), 256)?;
 /// let group = ring.provide_buffers(7, 128)?;
 /// let socket = UdpSocket::bind("127.0.0.1:0")?;
 /// ring.recvmsg_multi(&socket, group)?;
@@ -249,7 +246,7 @@ struct Fixed {
 /// ```
 pub struct Ring {
     ring: IoUring,
-    pool: Arc<Pool>,
+    pool: Pool,
     /// Registered buffers: `fixed[i]` is buffer index `i`.
     fixed: Vec<Fixed>,
     ops: Vec<Op>,
@@ -278,7 +275,7 @@ impl std::fmt::Debug for Ring {
 // SAFETY: the raw pointers a `Ring` holds (in each entry's `Msg`, and the
 // provided rings' memory) point into allocations the `Ring` itself owns,
 // or into pool slots owned by buffers in its table; none of them is tied to
-// a thread. `IoUring`, `OwnedBuf` and `Arc<Pool>` are `Send`.
+// a thread. `IoUring`, `OwnedBuf` and `Pool` are `Send`.
 unsafe impl Send for Ring {}
 
 impl Ring {
@@ -291,12 +288,11 @@ impl Ring {
     /// [`UringError::Register`] if the buffers cannot be registered.
     ///
     /// ```no_run
-    /// # use std::sync::Arc;
-    /// let pool = Arc::new(arenapool::Pool::new(4096, 16)?);
+    /// let pool = arenapool::Pool::new(4096, 16)?;
     /// let ring = arenapool::uring::Ring::new(pool, 32)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn new(pool: Arc<Pool>, entries: u32) -> Result<Self, UringError> {
+    pub fn new(pool: Pool, entries: u32) -> Result<Self, UringError> {
         Self::builder(pool).entries(entries).build()
     }
 
@@ -310,12 +306,11 @@ impl Ring {
     /// [`UringError::Setup`] if the kernel has no usable io_uring.
     ///
     /// ```no_run
-    /// # use std::sync::Arc;
-    /// let pool = Arc::new(arenapool::Pool::new(1500, 1024)?);
+    /// let pool = arenapool::Pool::new(1500, 1024)?;
     /// let ring = arenapool::uring::Ring::without_fixed_buffers(pool, 256)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn without_fixed_buffers(pool: Arc<Pool>, entries: u32) -> Result<Self, UringError> {
+    pub fn without_fixed_buffers(pool: Pool, entries: u32) -> Result<Self, UringError> {
         Self::builder(pool)
             .entries(entries)
             .fixed_buffers(false)
@@ -325,8 +320,7 @@ impl Ring {
     /// A builder, for the settings [`new`](Self::new) does not take.
     ///
     /// ```no_run
-    /// # use std::sync::Arc;
-    /// let pool = Arc::new(arenapool::Pool::new(2048, 1024)?);
+    /// let pool = arenapool::Pool::new(2048, 1024)?;
     /// let ring = arenapool::uring::Ring::builder(pool)
     ///     .entries(512)
     ///     .fixed_buffers(false)
@@ -334,7 +328,7 @@ impl Ring {
     ///     .build()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn builder(pool: Arc<Pool>) -> RingBuilder {
+    pub fn builder(pool: Pool) -> RingBuilder {
         RingBuilder {
             pool,
             entries: 256,
@@ -412,7 +406,7 @@ impl Ring {
         }
         // SAFETY: each iovec is a whole number of slots inside one arena
         // segment, and the segments stay allocated until the pool drops;
-        // `self` holds an `Arc<Pool>` until after the registration goes
+        // `self` holds an `Pool` until after the registration goes
         // (the ring closes in `Drop` before that `Arc` is released, and a
         // forgotten ring leaks the `Arc`).
         unsafe { self.ring.submitter().register_buffers(&iovecs) }.map_err(UringError::Register)?;
@@ -428,7 +422,7 @@ impl Ring {
     /// The pool the ring lends buffers from.
     ///
     /// See [`Ring`]'s example.
-    pub fn pool(&self) -> &Arc<Pool> {
+    pub fn pool(&self) -> &Pool {
         &self.pool
     }
 
@@ -443,15 +437,14 @@ impl Ring {
     /// into or written from, if it is registered.
     ///
     /// ```no_run
-    /// # use std::sync::Arc;
-    /// let pool = Arc::new(arenapool::Pool::new(4096, 16)?);
-    /// let ring = arenapool::uring::Ring::new(Arc::clone(&pool), 32)?;
+    /// let pool = arenapool::Pool::new(4096, 16)?;
+    /// let ring = arenapool::uring::Ring::new(pool.clone(), 32)?;
     /// let buf = pool.try_acquire_owned().unwrap();
     /// assert_eq!(ring.buf_index(&buf), Some(0), "one segment, one index");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn buf_index(&self, buf: &OwnedBuf) -> Option<u16> {
-        if !Arc::ptr_eq(buf.pool(), &self.pool) {
+        if !Pool::ptr_eq(buf.pool(), &self.pool) {
             return None;
         }
         let idx = buf.index();

@@ -5,7 +5,6 @@
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd};
-use std::sync::Arc;
 
 use io_uring::{opcode, squeue, types};
 
@@ -56,9 +55,8 @@ impl Ring {
     /// As [`read_fixed`](Self::read_fixed).
     ///
     /// ```no_run
-    /// # use std::sync::Arc;
-    /// # let pool = Arc::new(arenapool::Pool::new(4096, 16)?);
-    /// # let mut ring = arenapool::uring::Ring::new(Arc::clone(&pool), 32)?;
+    /// # let pool = arenapool::Pool::new(4096, 16)?;
+    /// # let mut ring = arenapool::uring::Ring::new(pool.clone(), 32)?;
     /// let file = std::fs::File::create("/tmp/out")?;
     /// let mut buf = pool.try_acquire_owned().unwrap();
     /// buf.extend_from_slice(b"hello")?;
@@ -99,9 +97,8 @@ impl Ring {
     /// part or the submission queue is full.
     ///
     /// ```no_run
-    /// # use std::sync::Arc;
-    /// # let pool = Arc::new(arenapool::Pool::new(2048, 16)?);
-    /// # let mut ring = arenapool::uring::Ring::without_fixed_buffers(Arc::clone(&pool), 32)?;
+    /// # let pool = arenapool::Pool::new(2048, 16)?;
+    /// # let mut ring = arenapool::uring::Ring::without_fixed_buffers(pool.clone(), 32)?;
     /// let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
     /// let mut buf = pool.try_acquire_owned().unwrap();
     /// buf.extend_from_slice(b"[header]payload")?;
@@ -159,9 +156,8 @@ impl Ring {
     /// [`UringError::UnknownGroup`] or [`UringError::QueueFull`].
     ///
     /// ```no_run
-    /// # use std::sync::Arc;
-    /// # let pool = Arc::new(arenapool::Pool::new(2048, 16)?);
-    /// # let mut ring = arenapool::uring::Ring::without_fixed_buffers(Arc::clone(&pool), 32)?;
+    /// # let pool = arenapool::Pool::new(2048, 16)?;
+    /// # let mut ring = arenapool::uring::Ring::without_fixed_buffers(pool.clone(), 32)?;
     /// let group = ring.provide_buffers(1, 8)?;
     /// let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
     /// ring.recv(&socket, group)?;
@@ -192,9 +188,8 @@ impl Ring {
     /// As [`recv`](Self::recv).
     ///
     /// ```no_run
-    /// # use std::sync::Arc;
-    /// # let pool = Arc::new(arenapool::Pool::new(2048, 16)?);
-    /// # let mut ring = arenapool::uring::Ring::without_fixed_buffers(Arc::clone(&pool), 32)?;
+    /// # let pool = arenapool::Pool::new(2048, 16)?;
+    /// # let mut ring = arenapool::uring::Ring::without_fixed_buffers(pool.clone(), 32)?;
     /// # let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
     /// let group = ring.provide_buffers(1, 8)?;
     /// ring.recv_multi(&socket, group)?;
@@ -254,9 +249,8 @@ impl Ring {
     /// [`UringError::QueueFull`].
     ///
     /// ```no_run
-    /// # use std::sync::Arc;
-    /// # let pool = Arc::new(arenapool::Pool::new(2048, 16)?);
-    /// # let mut ring = arenapool::uring::Ring::without_fixed_buffers(Arc::clone(&pool), 32)?;
+    /// # let pool = arenapool::Pool::new(2048, 16)?;
+    /// # let mut ring = arenapool::uring::Ring::without_fixed_buffers(pool.clone(), 32)?;
     /// # let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
     /// let group = ring.provide_buffers(1, 8)?;
     /// let id = ring.recv_multi(&socket, group)?;
@@ -284,7 +278,7 @@ impl Ring {
     }
 
     pub(super) fn fixed_index(&self, buf: &OwnedBuf) -> Result<u16, UringError> {
-        if !Arc::ptr_eq(buf.pool(), &self.pool) {
+        if !crate::Pool::ptr_eq(buf.pool(), &self.pool) {
             return Err(UringError::WrongPool);
         }
         self.buf_index(buf)

@@ -32,7 +32,6 @@
 //!   ended;
 //! * no operation completes for [`PATIENCE`] although cancels were queued.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -156,7 +155,7 @@ impl Ring {
     /// with them.
     fn leak_all(&mut self) {
         LEAKED.fetch_add(1, Ordering::Relaxed);
-        std::mem::forget(Arc::clone(&self.pool));
+        std::mem::forget(self.pool.clone());
         for op in std::mem::take(&mut self.ops) {
             std::mem::forget(op);
         }

@@ -1,14 +1,12 @@
 // Submitting an operation moves the buffer into the ring: while the kernel
 // may write it, no view of its bytes survives in safe code.
 
-use std::sync::Arc;
-
 use arenapool::Pool;
 use arenapool::uring::Ring;
 
 fn main() {
-    let pool = Arc::new(Pool::new(64, 2).unwrap());
-    let mut ring = Ring::new(Arc::clone(&pool), 8).unwrap();
+    let pool = Pool::new(64, 2).unwrap();
+    let mut ring = Ring::new(pool.clone(), 8).unwrap();
     let file = std::fs::File::open("/dev/zero").unwrap();
     let mut buf = pool.try_acquire_owned().unwrap();
     let full = buf.as_full_mut();

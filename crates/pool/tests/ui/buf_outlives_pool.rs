@@ -1,9 +1,9 @@
 // A `Buf` borrows its pool: it can neither be returned from the function
 // that owns the pool nor be used after the pool is dropped.
 
-use arenapool::{Buf, Pool};
+use arenapool::{PoolBuf, Pool};
 
-fn make() -> Buf<'static> {
+fn make() -> PoolBuf<'static> {
     let pool = Pool::new(64, 1).unwrap();
     pool.try_acquire().unwrap()
 }

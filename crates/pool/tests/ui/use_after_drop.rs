@@ -1,8 +1,6 @@
 // Dropping a handle returns its buffer to the pool: no view of its bytes
 // may outlive it (the bytes are the handle's borrow, not the pool's).
 
-use std::sync::Arc;
-
 use arenapool::Pool;
 
 fn main() {
@@ -13,7 +11,7 @@ fn main() {
     drop(buf);
     println!("{bytes:?}");
 
-    let pool = Arc::new(Pool::new(64, 2).unwrap());
+    let pool = Pool::new(64, 2).unwrap();
     let mut owned = pool.try_acquire_owned().unwrap();
     let full = owned.as_full_mut();
     drop(owned);

@@ -1,16 +1,14 @@
 // A handle moved into a thread or a consuming function takes its bytes
 // along: no view of them may stay with the code that gave it away.
 
-use std::sync::Arc;
+use arenapool::{PoolBuf, Pool};
 
-use arenapool::{Buf, Pool};
-
-fn consume(buf: Buf<'_>) -> usize {
+fn consume(buf: PoolBuf<'_>) -> usize {
     buf.len()
 }
 
 fn main() {
-    let pool = Arc::new(Pool::new(64, 2).unwrap());
+    let pool = Pool::new(64, 2).unwrap();
     let mut owned = pool.try_acquire_owned().unwrap();
     let full = owned.as_full_mut();
     let t = std::thread::spawn(move || {

@@ -17,14 +17,12 @@ pub mod skip;
 pub fn uring_refused() -> Option<io::Error> {
     #[cfg(target_os = "linux")]
     {
-        use std::sync::Arc;
-
         use arenapool::Pool;
         use arenapool::uring::{Ring, UringError};
 
         const EPERM: i32 = 1;
         const ENOSYS: i32 = 38;
-        let pool = Arc::new(Pool::new(64, 1).expect("a one-buffer pool"));
+        let pool = Pool::new(64, 1).expect("a one-buffer pool");
         match Ring::without_fixed_buffers(pool, 1) {
             Err(UringError::Setup(e)) if matches!(e.raw_os_error(), Some(EPERM | ENOSYS)) => {
                 Some(e)
