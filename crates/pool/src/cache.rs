@@ -173,13 +173,16 @@ impl Cache {
     #[inline]
     fn take_credit(&self, shared: &Shared) {
         let n = match self.credits.load(Relaxed) {
-            0 => {
-                shared.add_ref(CREDITS);
-                CREDITS as u32
-            }
+            0 => Self::more_credits(shared),
             n => n,
         };
         self.credits.store(n - 1, Relaxed);
+    }
+
+    #[cold]
+    fn more_credits(shared: &Shared) -> u32 {
+        shared.add_ref(CREDITS);
+        CREDITS as u32
     }
 
     /// Owner: an owned buffer's reference comes back as a credit; past
@@ -190,13 +193,18 @@ impl Cache {
     fn give_credit(&self, shared: &Shared) {
         let n = self.credits.load(Relaxed) + 1;
         if n as usize > 2 * CREDITS {
-            let back = n as usize - CREDITS;
-            let before = shared.refs.fetch_sub(back, Relaxed);
-            debug_assert!(before > back, "a cache flush released the lease");
+            Self::fewer_credits(shared, n);
             self.credits.store(CREDITS as u32, Relaxed);
         } else {
             self.credits.store(n, Relaxed);
         }
+    }
+
+    #[cold]
+    fn fewer_credits(shared: &Shared, n: u32) {
+        let back = n as usize - CREDITS;
+        let before = shared.refs.fetch_sub(back, Relaxed);
+        debug_assert!(before > back, "a cache flush released the lease");
     }
 
     /// Takes every cached slot out. Only with the cache-list lock held and
@@ -438,18 +446,18 @@ fn find_or_register(local: &Local, pool: &Shared, key: usize) -> Option<Arc<Cach
     Some(cache)
 }
 
-/// Acquire through this thread's cache; with `owned`, the buffer's
+/// Acquire through this thread's cache; with `OWNED`, the buffer's
 /// reference comes from the cache's credits too. `None`: not served (a
 /// steal or a waiter in progress, the caches are off, the thread is
 /// exiting, or the cache and the shared list are both empty).
 #[inline]
-pub(crate) fn take(pool: &Shared, owned: bool) -> Option<u32> {
+pub(crate) fn take<const OWNED: bool>(pool: &Shared) -> Option<u32> {
     with_cache(pool, |cache| {
         if !cache.enter(pool) {
             return None;
         }
         let got = cache.pop(pool);
-        if owned && got.is_some() {
+        if OWNED && got.is_some() {
             cache.take_credit(pool);
         }
         cache.leave();
@@ -480,20 +488,20 @@ pub(crate) fn disown(pool: &Shared) {
     pool.serve_pushed(pushed);
 }
 
-/// Release through this thread's cache; with `owned`, the buffer's
+/// Release through this thread's cache; with `OWNED`, the buffer's
 /// reference becomes a credit. `None`: not taken (a steal or a waiter in
 /// progress, the caches are off, or the thread is exiting); the caller
 /// uses the shared list (and gives the reference back itself). `Some(n)`:
 /// cached, and `n` slots were flushed to the shared list, for the caller
 /// to serve waiters with.
 #[inline]
-pub(crate) fn put(pool: &Shared, idx: u32, owned: bool) -> Option<usize> {
+pub(crate) fn put<const OWNED: bool>(pool: &Shared, idx: u32) -> Option<usize> {
     with_cache(pool, |cache| {
         if !cache.enter(pool) {
             return None;
         }
         let flushed = cache.push(pool, idx);
-        if owned {
+        if OWNED {
             cache.give_credit(pool);
         }
         cache.leave();

@@ -20,20 +20,24 @@ impl Waiting {
     /// The first poll with a buffer free costs what `try_acquire` costs:
     /// this part is inlined into the futures' `poll`, the rest is not.
     ///
-    /// With `owned`, the slot comes with an owned buffer's reference to the
+    /// With `OWNED`, the slot comes with an owned buffer's reference to the
     /// pool, whichever way it came.
     #[inline]
-    fn poll(&mut self, shared: &Shared, owned: bool, cx: &mut Context<'_>) -> Poll<u32> {
+    fn poll<const OWNED: bool>(&mut self, shared: &Shared, cx: &mut Context<'_>) -> Poll<u32> {
         if self.ticket.is_none()
-            && let Some(idx) = shared.take_unless_queued(owned)
+            && let Some(idx) = shared.take_unless_queued::<OWNED>()
         {
             return Poll::Ready(idx);
         }
-        self.poll_queued(shared, owned, cx)
+        self.poll_queued::<OWNED>(shared, cx)
     }
 
     #[inline(never)]
-    fn poll_queued(&mut self, shared: &Shared, owned: bool, cx: &mut Context<'_>) -> Poll<u32> {
+    fn poll_queued<const OWNED: bool>(
+        &mut self,
+        shared: &Shared,
+        cx: &mut Context<'_>,
+    ) -> Poll<u32> {
         let ticket = match &self.ticket {
             Some(ticket) => ticket,
             None => {
@@ -41,7 +45,7 @@ impl Waiting {
                 // slots (a steal, a growth) and hand one to this very node,
                 // which then needs no wake-up.
                 let ticket = self.ticket.insert(shared.enqueue(None));
-                if let Some(idx) = shared.take(owned) {
+                if let Some(idx) = shared.take::<OWNED>() {
                     self.cancel(shared);
                     return Poll::Ready(idx);
                 }
@@ -53,7 +57,7 @@ impl Waiting {
         match shared.poll_ticket(ticket, cx.waker()) {
             Some(idx) => {
                 self.ticket = None; // used up
-                Poll::Ready(shared.granted(idx, owned))
+                Poll::Ready(shared.granted::<OWNED>(idx))
             }
             None => Poll::Pending,
         }
@@ -153,7 +157,7 @@ impl<'pool> Future for Acquire<'pool> {
         let this = self.get_mut();
         let pool = this.pool;
         this.waiting
-            .poll(pool.shared(), false, cx)
+            .poll::<false>(pool.shared(), cx)
             .map(|idx| PoolBuf::new(pool, idx))
     }
 }
@@ -166,7 +170,7 @@ impl Future for AcquireOwned<'_> {
         let this = self.get_mut();
         let pool = this.pool;
         this.waiting
-            .poll(pool.shared(), true, cx)
+            .poll::<true>(pool.shared(), cx)
             .map(|idx| OwnedBuf::new(pool, idx))
     }
 }

@@ -128,11 +128,11 @@ impl Slot {
     /// `*owed`), and `self` is not used afterwards (called once, from the
     /// handle's `Drop`).
     #[inline]
-    unsafe fn release(&mut self, pool: &Shared, owed: &mut bool) {
+    unsafe fn release<const OWNED: bool>(&mut self, pool: &Shared, owed: &mut bool) {
         // SAFETY: we own slot `idx` and `ptr` is its address (type
         // invariant); `dirty <= cap == buffer_size`; the caller promises
         // this is the last use.
-        unsafe { pool.release(self.idx, self.ptr, self.dirty, owed) }
+        unsafe { pool.release::<OWNED>(self.idx, self.ptr, self.dirty, owed) }
     }
 }
 
@@ -454,7 +454,7 @@ impl Drop for PoolBuf<'_> {
     fn drop(&mut self) {
         // SAFETY: the slot came from `self.pool`, and this is the handle's
         // last use of it.
-        unsafe { self.slot.release(self.pool.shared(), &mut false) };
+        unsafe { self.slot.release::<false>(self.pool.shared(), &mut false) };
     }
 }
 
@@ -467,7 +467,10 @@ impl Drop for OwnedBuf {
         };
         // SAFETY: the slot and its reference came from this pool, and this
         // is the handle's last use of them.
-        unsafe { self.slot.release(self.pool.shared(), &mut reference.owed) };
+        unsafe {
+            self.slot
+                .release::<true>(self.pool.shared(), &mut reference.owed)
+        };
     }
 }
 

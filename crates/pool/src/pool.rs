@@ -74,7 +74,7 @@ impl Pool {
     #[inline]
     pub fn try_acquire(&self) -> Option<PoolBuf<'_>> {
         let s = self.shared();
-        match s.take(false) {
+        match s.take::<false>() {
             Some(idx) => Some(PoolBuf::new(self, idx)),
             None => s.count_failure(),
         }
@@ -96,7 +96,7 @@ impl Pool {
     #[inline]
     pub fn try_acquire_owned(&self) -> Option<OwnedBuf> {
         let s = self.shared();
-        match s.take(true) {
+        match s.take::<true>() {
             Some(idx) => Some(OwnedBuf::new(self, idx)),
             None => s.count_failure(),
         }
@@ -126,7 +126,7 @@ impl Pool {
     /// ```
     pub fn acquire_blocking(&self, timeout: Duration) -> Result<PoolBuf<'_>, Exhausted> {
         self.shared()
-            .take_blocking(false, timeout)
+            .take_blocking::<false>(timeout)
             .map(|idx| PoolBuf::new(self, idx))
     }
 
@@ -147,7 +147,7 @@ impl Pool {
     /// ```
     pub fn acquire_owned_blocking(&self, timeout: Duration) -> Result<OwnedBuf, Exhausted> {
         self.shared()
-            .take_blocking(true, timeout)
+            .take_blocking::<true>(timeout)
             .map(|idx| OwnedBuf::new(self, idx))
     }
 
@@ -226,20 +226,20 @@ impl Pool {
 impl Shared {
     /// Takes a slot: from this thread's cache, else the free list, else the
     /// other threads' caches, else a new segment. Counts nothing on failure.
-    /// With `owned`, also takes the owned buffer's reference to the pool
+    /// With `OWNED`, also takes the owned buffer's reference to the pool
     /// (a credit of the cache, else one from `refs`): the caller holds a
     /// handle or an owned buffer, so the pool is alive.
     #[inline]
-    pub(crate) fn take(&self, owned: bool) -> Option<u32> {
+    pub(crate) fn take<const OWNED: bool>(&self) -> Option<u32> {
         self.check_alive();
         if self.config.cache_size > 0 {
-            if let Some(idx) = cache::take(self, owned) {
+            if let Some(idx) = cache::take::<OWNED>(self) {
                 return Some(idx);
             }
             self.disown_if_off();
         }
         let idx = self.take_uncached()?;
-        if owned {
+        if OWNED {
             self.add_ref(1);
         }
         Some(idx)
@@ -260,10 +260,10 @@ impl Shared {
         self.segments.slot_ptr(idx)
     }
 
-    /// Returns slot `idx` to the pool and wakes a waiter if any. `owed`
-    /// says whether the slot comes with a reference to the pool (an owned
-    /// buffer's); it is cleared if a thread cache took that reference as a
-    /// credit, before any waker runs, so that whatever happens next, a
+    /// Returns slot `idx` to the pool and wakes a waiter if any. With
+    /// `OWNED`, the slot comes with a reference to the pool (an owned
+    /// buffer's), and `owed` is cleared if a thread cache took that
+    /// reference as a credit, before any waker runs, so that whatever happens next, a
     /// waker's panic included, the caller knows whether it must still give
     /// the reference back with [`Shared::unref`].
     ///
@@ -274,7 +274,13 @@ impl Shared {
     /// `dirty <= buffer_size`, and the caller does not touch the slot
     /// afterwards.
     #[inline]
-    pub(crate) unsafe fn release(&self, idx: u32, ptr: NonNull<u8>, dirty: usize, owed: &mut bool) {
+    pub(crate) unsafe fn release<const OWNED: bool>(
+        &self,
+        idx: u32,
+        ptr: NonNull<u8>,
+        dirty: usize,
+        owed: &mut bool,
+    ) {
         self.check_alive();
         debug_assert_eq!(ptr, self.slot_ptr(idx));
         debug_assert!(dirty <= self.config.buffer_size);
@@ -283,7 +289,7 @@ impl Shared {
             // lie inside it; `ptr` derives from the arena allocation.
             unsafe { ptr::write_bytes(ptr.as_ptr(), 0, dirty) };
         }
-        self.put(idx, owed);
+        self.put::<OWNED>(idx, owed);
     }
 
     /// The shared-list part of [`take`](Self::take).
@@ -310,11 +316,13 @@ impl Shared {
     /// `owed` as for [`release`](Self::release): cleared as soon as a
     /// thread cache took the reference, before any waker runs.
     #[inline]
-    fn put(&self, idx: u32, owed: &mut bool) {
+    fn put<const OWNED: bool>(&self, idx: u32, owed: &mut bool) {
         if self.config.cache_size > 0
-            && let Some(flushed) = cache::put(self, idx, *owed)
+            && let Some(flushed) = cache::put::<OWNED>(self, idx)
         {
-            *owed = false;
+            if OWNED {
+                *owed = false;
+            }
             // A full cache flushed a batch; serve waiters now that the
             // cache operation is over.
             if flushed > 0 {

@@ -370,30 +370,33 @@ impl Shared {
     }
 
     /// A first attempt that respects the queue: a caller that finds others
-    /// waiting queues behind them instead of taking a buffer. `owned` as
+    /// waiting queues behind them instead of taking a buffer. `OWNED` as
     /// for [`Shared::take`].
     #[inline]
-    pub(crate) fn take_unless_queued(&self, owned: bool) -> Option<u32> {
+    pub(crate) fn take_unless_queued<const OWNED: bool>(&self) -> Option<u32> {
         if self.gate.load(Relaxed) >= WAITER {
             return None;
         }
-        self.take(owned)
+        self.take::<OWNED>()
     }
 
     /// A slot granted through the queue, for an owned buffer: its
     /// reference to the pool (the caller holds a handle).
     #[inline]
-    pub(crate) fn granted(&self, idx: u32, owned: bool) -> u32 {
-        if owned {
+    pub(crate) fn granted<const OWNED: bool>(&self, idx: u32) -> u32 {
+        if OWNED {
             self.add_ref(1);
         }
         idx
     }
 
     /// The blocking acquire behind `acquire_blocking` and
-    /// `acquire_owned_blocking`; `owned` as for [`Shared::take`].
-    pub(crate) fn take_blocking(&self, owned: bool, timeout: Duration) -> Result<u32, Exhausted> {
-        if let Some(idx) = self.take_unless_queued(owned) {
+    /// `acquire_owned_blocking`; `OWNED` as for [`Shared::take`].
+    pub(crate) fn take_blocking<const OWNED: bool>(
+        &self,
+        timeout: Duration,
+    ) -> Result<u32, Exhausted> {
+        if let Some(idx) = self.take_unless_queued::<OWNED>() {
             return Ok(idx);
         }
         let start = Instant::now();
@@ -405,7 +408,7 @@ impl Shared {
             shared: self,
             ticket: Some(self.enqueue(Some(Wake::Thread(thread::current())))),
         };
-        if let Some(idx) = self.take(owned) {
+        if let Some(idx) = self.take::<OWNED>() {
             drop(guard); // leaves
             return Ok(idx);
         }
@@ -413,7 +416,7 @@ impl Shared {
         drop(guard); // empty now: the loop below cannot unwind
         loop {
             if let Some(idx) = self.check_ticket(&ticket) {
-                return Ok(self.granted(idx, owned));
+                return Ok(self.granted::<OWNED>(idx));
             }
             match deadline {
                 None => thread::park(),
@@ -428,9 +431,9 @@ impl Shared {
         }
         // Timed out; granted just now, or one last look before giving up.
         if let Some(idx) = self.withdraw(ticket) {
-            return Ok(self.granted(idx, owned));
+            return Ok(self.granted::<OWNED>(idx));
         }
-        self.take(owned).ok_or_else(|| {
+        self.take::<OWNED>().ok_or_else(|| {
             self.count_failure::<()>();
             Exhausted {
                 waited: start.elapsed(),
