@@ -203,7 +203,9 @@ impl Cache {
     #[cold]
     fn fewer_credits(shared: &Shared, n: u32) {
         let back = n as usize - CREDITS;
-        let before = shared.refs.fetch_sub(back, Relaxed);
+        // Release, as every decrement of `refs`: whoever takes it to zero
+        // (with an acquire fence) then sees what this thread did first.
+        let before = shared.refs.fetch_sub(back, Release);
         debug_assert!(before > back, "a cache flush released the lease");
     }
 
@@ -482,7 +484,7 @@ pub(crate) fn disown(pool: &Shared) {
     .unwrap_or((0, 0));
     if credits > 0 {
         // The caller's handle or buffer keeps `refs` above the credits.
-        let before = pool.refs.fetch_sub(credits, Relaxed);
+        let before = pool.refs.fetch_sub(credits, Release);
         debug_assert!(before > credits, "disown released the lease");
     }
     pool.serve_pushed(pushed);
