@@ -115,12 +115,15 @@ fn probe() -> Result<(), String> {
     }
 }
 
+/// Keeps the kernel's error kind (`PermissionDenied` when io_uring is
+/// refused, say) and says that io_uring was what failed.
 fn to_io(e: UringError) -> io::Error {
-    match e {
-        UringError::Setup(e) | UringError::Register(e) => e,
-        UringError::RegisterBufRing { source, .. } => source,
-        other => io::Error::other(other),
-    }
+    let kind = match &e {
+        UringError::Setup(e) | UringError::Register(e) => e.kind(),
+        UringError::RegisterBufRing { source, .. } => source.kind(),
+        _ => io::ErrorKind::Other,
+    };
+    io::Error::new(kind, e)
 }
 
 /// One worker: serves `socket` until `stop` is notified.
@@ -337,5 +340,17 @@ mod tests {
         assert_eq!(ring_entries(&c(1000, 2)), 128);
         assert_eq!(ring_entries(&c(1, 4)), 1);
         assert_eq!(ring_entries(&c(1 << 30, 1)), 32768);
+    }
+
+    /// A refused io_uring (a seccomp filter, `io_uring_disabled`) reaches
+    /// the user as an error that names io_uring, with the kernel's kind.
+    #[test]
+    fn a_refused_ring_says_io_uring() {
+        let refused = io::Error::from_raw_os_error(1); // EPERM
+        let e = to_io(UringError::Setup(refused));
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+        assert!(e.to_string().contains("io_uring"), "{e}");
+        let e = to_io(UringError::QueueFull);
+        assert!(e.to_string().contains("submission queue"), "{e}");
     }
 }
