@@ -160,9 +160,11 @@
 //! # Soundness
 //!
 //! Unsafe code lives in `arena.rs`, `segments.rs`, `handle.rs`, `uring/`
-//! (with the io-uring feature), one function of `pool.rs` and one block of
-//! `cache.rs`, each with its reason. The free list, the cache steal
-//! handshake and the wait queue are model-checked with loom, the unit and
+//! (with the io-uring feature), `shared.rs` (the handle's pointer and the
+//! release of the lease), one function of `pool.rs` and the thread-local
+//! lookup and exit of `cache.rs`, each with its reason. The free list, the
+//! cache steal handshake, the wait queue and the release of the pool's
+//! memory are model-checked with loom, the unit and
 //! integration tests run under Miri with strict provenance, and stress
 //! tests check that no buffer ever has two owners.
 //!
