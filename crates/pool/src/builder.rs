@@ -114,8 +114,8 @@ impl PoolBuilder {
     /// The default lets a thread hold a window of 64 buffers (a server
     /// task's reads in flight, say) and release them in any order without
     /// touching the shared list. A cache costs each thread that uses the
-    /// pool 4 bytes per buffer of `cache_size` plus about 64 bytes: 576
-    /// bytes at the default. In a pool of fewer than about `cache_size`
+    /// pool 4 bytes per buffer of `cache_size` (512 bytes at the default)
+    /// plus a few words of bookkeeping. In a pool of fewer than about `cache_size`
     /// buffers per thread, threads take buffers back from each other's
     /// caches often (each time a system call that interrupts every CPU
     /// running the process, see the crate docs); give such a pool a smaller

@@ -37,8 +37,9 @@
 //!
 //! `refs` cannot reach zero before the pool is closed: until then it holds
 //! the open reference and every credit. A handle can be cloned again after
-//! the pool closed only from an owned buffer ([`OwnedBuf::pool`]
-//! (crate::OwnedBuf::pool)), whose reference keeps `refs` above zero; such
+//! the pool closed only from an owned buffer
+//! ([`OwnedBuf::pool`](crate::OwnedBuf::pool)), whose reference keeps
+//! `refs` above zero; such
 //! a clone reopens the pool (`handles` from 0 to 1 adds the open reference
 //! back), with the caches staying off.
 
@@ -152,9 +153,7 @@ impl Pool {
             shared: self.shared,
         })
     }
-}
 
-impl Pool {
     /// Whether two handles name the same pool (as `Arc::ptr_eq`).
     ///
     /// ```
