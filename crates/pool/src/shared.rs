@@ -26,8 +26,8 @@
 //! [`PoolBuf`](crate::PoolBuf) borrows a handle and holds no reference.
 //!
 //! Cloning a `Pool` adds one to `handles`; dropping the last handle *closes*
-//! the pool (`cache.rs`): under the cache-list lock it sets the `CLOSED`
-//! bit of `gate`, so that no cache operation starts any more, waits (with
+//! the pool (`cache.rs`): under the cache-list lock it sets the
+//! `CACHES_OFF` bit of `gate`, so that no cache operation starts any more, waits (with
 //! the steal handshake) for operations in progress to end, takes every
 //! cache's slots and credits, and subtracts those credits and the open
 //! reference from `refs`. From then on every release goes to the shared
@@ -55,7 +55,7 @@ use crate::error::BuildError;
 use crate::freelist::{Chain, FreeList, Links, NIL, pack, unpack};
 use crate::segments::Segments;
 use crate::sync::Ordering::{Acquire, Relaxed, Release};
-use crate::sync::{AtomicU32, AtomicU64, AtomicUsize, Mutex, fence};
+use crate::sync::{AtomicU32, AtomicU64, AtomicUsize, Mutex};
 use crate::wait::Queue;
 
 /// A configuration that passed every check, in the types the pool uses.
@@ -187,15 +187,33 @@ impl Clone for Pool {
 
 impl Drop for Pool {
     fn drop(&mut self) {
-        if self.shared().handles.fetch_sub(1, Release) != 1 {
+        let handles = &self.shared().handles;
+        if handles.fetch_sub(1, Release) != 1 {
             return;
         }
-        fence(Acquire);
+        acquire(handles);
         let credits = self.shared().close();
         // SAFETY: the open reference and the reclaimed credits are ours
         // to give back, and `self` does not touch the state afterwards.
         unsafe { Shared::unref(self.shared, 1 + credits) };
     }
+}
+
+/// The acquire half of dropping the last of a count, after its
+/// `fetch_sub(.., Release)` returned 1: whoever took the count to zero
+/// then sees everything the other holders did before their decrements.
+///
+/// An acquire load of the counter rather than `fence(Acquire)`, as in
+/// std's `Arc` under ThreadSanitizer: TSan does not model fences, and with
+/// a fence it reported the free of a pool whose last handle dropped while
+/// another thread gave back its last buffer as a race with that thread's
+/// last use (`tests/pool_lifetime.rs`, 3 of 10 runs). The load reads
+/// our own decrement, which is in the release sequence of every earlier
+/// decrement, so it synchronises with all of them, as the fence does; on
+/// x86 both are free.
+#[inline]
+fn acquire(count: &AtomicUsize) {
+    count.load(Acquire);
 }
 
 /// The pool's state, shared with the thread caches.
@@ -209,10 +227,9 @@ pub(crate) struct Shared {
     /// `WAITER` times the number of callers waiting (blocking or async)
     /// and not yet granted a slot, plus `STEALING` while a thread takes the
     /// slots out of every cache, plus `CACHES_OFF` for good once the cache
-    /// handshake's barrier failed (`cache.rs`), plus `CLOSED` once the
-    /// last handle dropped. One word, so that the cached hot path learns
-    /// "leave the cache alone" from a single load; read on every acquire
-    /// and release.
+    /// handshake's barrier failed (`cache.rs`) or the last handle dropped.
+    /// One word, so that the cached hot path learns "leave the cache
+    /// alone" from a single load; read on every acquire and release.
     pub(crate) gate: AtomicUsize,
     /// Whether the cache handshake uses `membarrier` (see `barrier.rs`);
     /// fixed at build time so both sides agree.
@@ -310,11 +327,11 @@ impl Shared {
     pub(crate) unsafe fn unref(this: NonNull<Shared>, n: usize) {
         // SAFETY: the caller's references keep the state alive until the
         // `fetch_sub` below; the reference ends with this statement.
-        let last = unsafe { this.as_ref() }.refs.fetch_sub(n, Release) == n;
-        if !last {
+        let refs = &unsafe { this.as_ref() }.refs;
+        if refs.fetch_sub(n, Release) != n {
             return;
         }
-        fence(Acquire);
+        acquire(refs);
         #[cfg(loom)]
         {
             // SAFETY: the lease is never freed under loom (field docs).
