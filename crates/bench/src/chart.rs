@@ -214,6 +214,7 @@ mod tests {
                     peak_rss_kib: None,
                 },
             ],
+            left_out: vec![],
             elapsed_s: 0.0,
         };
         let path = std::env::temp_dir().join(format!("arenapool-chart-{}.svg", std::process::id()));

@@ -55,7 +55,7 @@ pub use crate::pools::{
     BlockAllocator, LockfreeLinear, LockfreeSpinLock, MutexPool, OPool, ObjectPool, QueuePool,
     ShardedSlab, SlabBlock,
 };
-pub use crate::report::{Machine, Parallel, Report, Row};
+pub use crate::report::{LeftOut, Machine, Parallel, Report, Row};
 pub use crate::roster::{BuildFailure, Entry, Group, roster};
 pub use crate::runner::{
     CHANNEL_BOUND, CHANNEL_NAME, Plan, WINDOW, calibrate, channel_floor, handoff, median, parallel,

@@ -28,8 +28,22 @@ pub struct Report {
     pub rss_method: String,
     /// One row per candidate, then the channel floor.
     pub rows: Vec<Row>,
+    /// What the run meant to measure and could not: a candidate that
+    /// failed to build, a peak RSS whose child process failed. Empty in a
+    /// complete run; `arenapool bench` fails in strict mode otherwise.
+    pub left_out: Vec<LeftOut>,
     /// Seconds the whole run took.
     pub elapsed_s: f64,
+}
+
+/// One thing a run could not measure, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeftOut {
+    /// What is missing: a candidate (by its place in the roster) or a
+    /// figure of one.
+    pub what: String,
+    /// The error that kept it out.
+    pub reason: String,
 }
 
 /// The machine the figures come from.
@@ -191,7 +205,16 @@ impl Report {
             self.machine.os,
             self.elapsed_s,
             if self.quick { ", --quick" } else { "" },
-        )
+        ) + &self.left_out_lines()
+    }
+
+    /// One line per thing left out (see [`Report::left_out`]), each
+    /// starting with a newline; empty when nothing was.
+    pub fn left_out_lines(&self) -> String {
+        self.left_out.iter().fold(String::new(), |mut s, l| {
+            let _ = write!(s, "\nLEFT OUT: {}: {}", l.what, l.reason);
+            s
+        })
     }
 
     /// Writes the report as pretty-printed JSON.
@@ -251,6 +274,7 @@ mod tests {
                     peak_rss_kib: None,
                 },
             ],
+            left_out: vec![],
             elapsed_s: 1.0,
         }
     }
@@ -288,6 +312,24 @@ mod tests {
             cells(lines[3]),
             ["channel only (usize)", "-", "-", "-", "-", "28.0", "-"]
         );
+    }
+
+    #[test]
+    fn what_was_left_out_is_in_the_legend_and_the_json() {
+        let mut report = sample();
+        assert!(!report.legend().contains("LEFT OUT"));
+        report.left_out.push(LeftOut {
+            what: "candidate 7 (arenapool)".into(),
+            reason: "no huge pages".into(),
+        });
+        let legend = report.legend();
+        assert!(
+            legend.ends_with("\nLEFT OUT: candidate 7 (arenapool): no huge pages"),
+            "{legend}"
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["left_out"][0]["what"], "candidate 7 (arenapool)");
+        assert_eq!(json["left_out"][0]["reason"], "no huge pages");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::chart;
-use crate::report::{Machine, Parallel, Report, Row};
+use crate::report::{LeftOut, Machine, Parallel, Report, Row};
 use crate::roster::{Group, roster};
 use crate::rss;
 use crate::runner::{self, CHANNEL_NAME, Plan};
@@ -55,11 +55,17 @@ pub fn run(opts: &Options) -> Report {
     let bar = progress(entries.len() as u64 * per_candidate + 1 + u64::from(opts.rss));
 
     let mut rows = Vec::with_capacity(entries.len() + 1);
+    let mut left_out = Vec::new();
     for (index, entry) in entries.iter().enumerate() {
         let c = match entry.build() {
             Ok(c) => c,
             Err(e) => {
-                bar.println(format!("candidate {index} skipped: {e}"));
+                let what = format!("candidate {index} ({})", entry.group);
+                bar.println(format!("{what} left out: {e}"));
+                left_out.push(LeftOut {
+                    what,
+                    reason: e.to_string(),
+                });
                 bar.inc(per_candidate);
                 continue;
             }
@@ -91,8 +97,9 @@ pub fn run(opts: &Options) -> Report {
         let peak_rss_kib = opts.rss.then(|| {
             step("peak RSS (child process)");
             let kib = rss_or_warn(&bar, Some(index), opts.quick, plan.max_threads);
+            record_rss_failure(&mut left_out, &name, &kib);
             bar.inc(1);
-            kib
+            kib.ok()
         });
         rows.push(Row {
             name,
@@ -110,8 +117,9 @@ pub fn run(opts: &Options) -> Report {
     bar.inc(1);
     let floor_rss = opts.rss.then(|| {
         let kib = rss_or_warn(&bar, None, opts.quick, plan.max_threads);
+        record_rss_failure(&mut left_out, "the channel floor", &kib);
         bar.inc(1);
-        kib
+        kib.ok()
     });
     rows.push(Row {
         name: "channel alone (usize), floor".into(),
@@ -142,7 +150,18 @@ pub fn run(opts: &Options) -> Report {
             "not measured".into()
         },
         rows,
+        left_out,
         elapsed_s: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// A peak RSS that could not be measured goes on the left-out list.
+fn record_rss_failure(left_out: &mut Vec<LeftOut>, name: &str, kib: &Result<u64, String>) {
+    if let Err(e) = kib {
+        left_out.push(LeftOut {
+            what: format!("peak RSS of {name}"),
+            reason: e.clone(),
+        });
     }
 }
 
@@ -151,10 +170,11 @@ fn rss_or_warn(
     index: Option<usize>,
     quick: bool,
     threads: usize,
-) -> Option<u64> {
-    rss::measure(index, quick, threads)
-        .map_err(|e| bar.println(format!("peak RSS not measured: {e}")))
-        .ok()
+) -> Result<u64, String> {
+    rss::measure(index, quick, threads).map_err(|e| {
+        bar.println(format!("peak RSS not measured: {e}"));
+        e.to_string()
+    })
 }
 
 fn progress(len: u64) -> ProgressBar {

@@ -173,12 +173,6 @@ fn notes(opts: &DemoOptions) -> Vec<String> {
     ]
 }
 
-/// Whether this run is strict (`ARENAPOOL_STRICT=1`): nothing may be left
-/// out.
-fn strict() -> bool {
-    std::env::var_os("ARENAPOOL_STRICT").is_some_and(|v| v == "1")
-}
-
 /// The modes part 2 runs: those `ARENAPOOL_DEMO_MODES` names (all when it
 /// is unset), less those that cannot run here, each printed with its
 /// reason.
@@ -218,7 +212,7 @@ fn modes() -> Result<Vec<Mode>, String> {
     for m in asked {
         match m.unavailable() {
             None => modes.push(m),
-            Some(why) if strict() => {
+            Some(why) if crate::strict() => {
                 return Err(format!(
                     "{m} mode cannot run here, and ARENAPOOL_STRICT=1 allows nothing to be left out: {why}"
                 ));

@@ -440,6 +440,12 @@ fn demo(args: &DemoArgs) {
     }
 }
 
+/// Whether this run is strict (`ARENAPOOL_STRICT=1`, as `.ci/run` sets):
+/// nothing may be left out, neither a demo mode nor a bench candidate.
+fn strict() -> bool {
+    std::env::var_os("ARENAPOOL_STRICT").is_some_and(|v| v == "1")
+}
+
 fn bench(quick: bool, threads: Option<usize>, json: Option<PathBuf>, only: Vec<String>) {
     let opts = arenapool_bench::Options {
         quick,
@@ -457,5 +463,13 @@ fn bench(quick: bool, threads: Option<usize>, json: Option<PathBuf>, only: Vec<S
                 std::process::exit(1);
             }
         }
+    }
+    if strict() && !report.left_out.is_empty() {
+        eprintln!(
+            "arenapool: ARENAPOOL_STRICT=1 allows nothing to be left out; this run left out {}:{}",
+            report.left_out.len(),
+            report.left_out_lines()
+        );
+        std::process::exit(1);
     }
 }
