@@ -10,7 +10,8 @@
 //!
 //! The two types share one implementation, [`Slot`], and one macro that
 //! writes their identical public methods; they differ only in how they hold
-//! the pool.
+//! the pool. Their standard traits (comparison and hashing by content,
+//! `Borrow`, `Extend`, `fmt::Write`) are in `traits.rs`.
 
 use std::fmt;
 use std::io;
@@ -19,6 +20,8 @@ use std::ptr::NonNull;
 
 use crate::error::CapacityError;
 use crate::shared::{Pool, Shared};
+
+mod traits;
 
 /// The part of a handle that does not depend on how the pool is held.
 ///
@@ -140,7 +143,10 @@ impl Slot {
 ///
 /// Works like a `Vec<u8>` with a fixed capacity: see the
 /// [module docs](crate#handles) and the methods below. `Debug` shows the
-/// index, length and capacity, never the contents.
+/// index, length and capacity, never the contents. Like `Vec<u8>`, it
+/// compares, orders and hashes by its filled bytes (a map keyed by buffers
+/// is searched with a `&[u8]`), and takes bytes through `Extend` and text
+/// through `write!`.
 ///
 /// The name sits beside `bytes::Buf`: `use arenapool::*` and
 /// `use bytes::Buf` do not collide.
@@ -151,7 +157,11 @@ impl Slot {
 /// buf.extend_from_slice(b"abc")?;
 /// assert_eq!((buf.len(), buf.capacity()), (3, 8));
 /// assert!(buf.extend_from_slice(b"too long").is_err());
-/// assert_eq!(&buf[..], b"abc", "a failed extend writes nothing");
+/// assert_eq!(buf, b"abc", "a failed extend writes nothing");
+///
+/// use std::fmt::Write as _;
+/// write!(buf, "-{}", 42)?;
+/// assert_eq!(buf, "abc-42");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct PoolBuf<'pool> {

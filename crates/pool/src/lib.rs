@@ -75,7 +75,11 @@
 //! and visible through `Deref<Target = [u8]>`; [`PoolBuf::as_full_mut`] exposes
 //! the whole slot for reading into, and [`PoolBuf::set_len`] records how much
 //! was read (safely: every byte of the arena is always initialised).
-//! Appending past the capacity returns a [`CapacityError`], never panics.
+//! Appending past the capacity with `extend_from_slice` or `set_len`
+//! returns a [`CapacityError`], `io::Write` and `write!` report a short
+//! write or an error; only `Extend` and `bytes::BufMut`'s `put_*` methods,
+//! whose signatures cannot report it, panic. Like `Vec<u8>`, handles
+//! compare, order and hash by their filled bytes and `Borrow<[u8]>`.
 //!
 //! # Exhaustion
 //!
