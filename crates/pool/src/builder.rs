@@ -85,7 +85,11 @@ impl PoolBuilder {
 
     /// Zero each buffer when it is released (default off), so no user ever
     /// sees bytes written by another. Only the bytes the previous holder
-    /// could have written are cleared.
+    /// could have written are cleared: up to the furthest length it
+    /// reached through `extend_from_slice`, `io::Write`, `set_len` or the
+    /// `BufMut` `put_*` methods (a 2-byte `put_slice` into a 64 KiB buffer
+    /// clears 2 bytes), and the whole buffer once it was handed out whole
+    /// (`as_full_mut`, `spare_mut`, `BufMut::chunk_mut`, a kernel read).
     pub fn zero_on_release(mut self, on: bool) -> Self {
         self.zero_on_release = on;
         self

@@ -438,9 +438,48 @@ macro_rules! handle_methods {
                 self.slot.dirty = self.slot.dirty.max(self.slot.len);
             }
 
+            /// The unfilled tail. Writes through it are not tracked, so it
+            /// marks the whole buffer as written: with `zero_on_release`
+            /// the release clears all of it. `put_slice`, `put_bytes`,
+            /// `put`, and the `put_u8`..`put_f64` family (which go through
+            /// `put_slice`) write without it and mark only what they wrote.
             #[inline]
             fn chunk_mut(&mut self) -> &mut bytes::buf::UninitSlice {
                 bytes::buf::UninitSlice::new(self.spare_mut())
+            }
+
+            #[inline]
+            fn put_slice(&mut self, src: &[u8]) {
+                if self.slot.extend_from_slice(src).is_err() {
+                    put_overflow(src.len(), self.remaining());
+                }
+            }
+
+            #[inline]
+            fn put_bytes(&mut self, val: u8, cnt: usize) {
+                if cnt > self.remaining() {
+                    put_overflow(cnt, self.remaining());
+                }
+                let start = self.slot.len;
+                self.slot.full_mut_unmarked()[start..start + cnt].fill(val);
+                self.slot.len += cnt;
+                self.slot.dirty = self.slot.dirty.max(self.slot.len);
+            }
+
+            #[inline]
+            fn put<T: bytes::Buf>(&mut self, mut src: T)
+            where
+                Self: Sized,
+            {
+                if src.remaining() > self.remaining() {
+                    put_overflow(src.remaining(), self.remaining());
+                }
+                while src.has_remaining() {
+                    let chunk = src.chunk();
+                    let n = chunk.len();
+                    self.put_slice(chunk);
+                    src.advance(n);
+                }
             }
         }
 
@@ -454,6 +493,15 @@ macro_rules! handle_methods {
             }
         }
     };
+}
+
+/// `BufMut::put_*` past the end: panics, as `BufMut`'s contract says.
+#[cfg(feature = "bytes")]
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn put_overflow(requested: usize, remaining: usize) -> ! {
+    panic!("put of {requested} bytes past the end of the buffer ({remaining} bytes left)")
 }
 
 handle_methods!(PoolBuf<'_>, "PoolBuf");

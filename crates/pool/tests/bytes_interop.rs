@@ -68,6 +68,59 @@ fn a_panicking_put_keeps_the_handle_consistent() {
 }
 
 #[test]
+fn every_put_checks_the_room_before_writing() {
+    let pool = pool(4, 1);
+    let mut buf = pool.try_acquire().unwrap();
+    buf.put_slice(b"ab");
+    let message = |f: &mut dyn FnMut()| {
+        let p = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_err();
+        p.downcast_ref::<String>().cloned().unwrap()
+    };
+    assert_eq!(
+        message(&mut || buf.put_bytes(0, 3)),
+        "put of 3 bytes past the end of the buffer (2 bytes left)"
+    );
+    assert_eq!(
+        message(&mut || buf.put(&b"xyz"[..])),
+        "put of 3 bytes past the end of the buffer (2 bytes left)"
+    );
+    assert_eq!(
+        message(&mut || buf.put_u32(1)),
+        "put of 4 bytes past the end of the buffer (2 bytes left)"
+    );
+    assert_eq!(&buf[..], b"ab", "a put that did not fit wrote nothing");
+    // A `Buf` in two chunks goes in whole.
+    buf.put((&b"c"[..]).chain(&b"d"[..]));
+    assert_eq!(&buf[..], b"abcd");
+}
+
+/// With `zero_on_release`, whatever the `BufMut` methods wrote is cleared,
+/// and so is what was written through `chunk_mut` without `advance_mut`
+/// (untracked writes clear the whole buffer).
+#[test]
+fn zero_on_release_clears_what_buf_mut_wrote() {
+    let pool = Pool::builder()
+        .buffer_size(64)
+        .capacity(1)
+        .zero_on_release(true)
+        .build()
+        .unwrap();
+    let mut buf = pool.try_acquire().unwrap();
+    buf.put_slice(b"secret");
+    buf.put_bytes(b'x', 3);
+    buf.put_u16(0xffff);
+    buf.put(&b"tail"[..]);
+    drop(buf);
+    let mut buf = pool.try_acquire().unwrap();
+    assert!(buf.as_full().iter().all(|&b| b == 0), "{:?}", buf.as_full());
+    let chunk = buf.chunk_mut();
+    chunk[40..44].copy_from_slice(b"left");
+    drop(buf);
+    let buf = pool.try_acquire().unwrap();
+    assert!(buf.as_full().iter().all(|&b| b == 0), "{:?}", buf.as_full());
+}
+
+#[test]
 fn freeze_shares_the_buffer_without_copying() {
     let pool = pool(64, 1);
     let mut buf = pool.try_acquire_owned().unwrap();
