@@ -139,9 +139,10 @@ flags=(-O -a --no-trace-compares)
 #   back, so a use after free is still caught, but a run no longer
 #   touches 256 MiB of fresh pages; one input allocates far less than
 #   16 MiB.
-# Together with --no-trace-compares: from 2,125 to 4,540 executions per
-# second for bump_ops, 1,002 to 7,071 for slab_ops, 1,235 to 3,211 for
-# pool_ops (15 to 20 s runs from the committed seeds, 2-vCPU VM).
+# Together with --no-trace-compares: from 2,554 to 5,097 executions per
+# second for bump_ops, 1,224 to 6,697 for slab_ops, 1,638 to 3,632 for
+# pool_ops (15 s runs from the 12 seeds each target had before its first
+# campaign, 2-vCPU VM, nothing else running).
 # Leak detection stays on.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_stack_use_after_return=0:malloc_context_size=4:quarantine_size_mb=16}"
 # A hang is an input that runs past 10 s (60 s in a campaign: over hours on
