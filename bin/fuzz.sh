@@ -120,8 +120,7 @@ fi
 # crates' own tests run. --no-trace-compares: no callback on every
 # comparison (libFuzzer uses them to solve magic values, which these
 # targets do not have: `arbitrary` maps any bytes onto an operation); with
-# them, a run of bump_ops spent about 40% of its time in those callbacks,
-# and dropping them doubled the executions per second here.
+# them, 35% of the samples of a bump_ops replay were in those callbacks.
 flags=(-O -a --no-trace-compares)
 # AddressSanitizer settings that cost much and find nothing these targets
 # can have:
@@ -135,15 +134,14 @@ flags=(-O -a --no-trace-compares)
 #   a stack LeakSanitizer reports no leak, and libFuzzer then turns its
 #   leak checks off (seen with a deliberate leak in bump_ops: found with
 #   2 frames, 4 and the default 30, never with 0);
-# - quarantine_size_mb=16 (256 by default): freed memory is still held
-#   back, so a use after free is still caught, but a run no longer
-#   touches 256 MiB of fresh pages; one input allocates far less than
-#   16 MiB.
+# - quarantine_size_mb=16 (256 by default): the last 16 MiB of freed
+#   memory is still held back, so a recent use after free is still caught
+#   (a planted one in bump_ops was), but a run no longer cycles through
+#   256 MiB of fresh pages.
 # Together with --no-trace-compares: from 2,554 to 5,097 executions per
 # second for bump_ops, 1,224 to 6,697 for slab_ops, 1,638 to 3,632 for
 # pool_ops (15 s runs from the 12 seeds each target had before its first
 # campaign, 2-vCPU VM, nothing else running).
-# Leak detection stays on.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_stack_use_after_return=0:malloc_context_size=4:quarantine_size_mb=16}"
 # A hang is an input that runs past 10 s (60 s in a campaign: over hours on
 # a shared machine, a stall of the whole machine outlasted 10 s once, for an

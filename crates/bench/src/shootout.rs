@@ -96,10 +96,9 @@ pub fn run(opts: &Options) -> Report {
         drop(c); // free its pool before the next candidate is built
         let peak_rss_kib = opts.rss.then(|| {
             step("peak RSS (child process)");
-            let kib = rss_or_warn(&bar, Some(index), opts.quick, plan.max_threads);
-            record_rss_failure(&mut left_out, &name, &kib);
+            let kib = peak_rss(&bar, &mut left_out, &name, Some(index), opts, &plan);
             bar.inc(1);
-            kib.ok()
+            kib
         });
         rows.push(Row {
             name,
@@ -116,10 +115,9 @@ pub fn run(opts: &Options) -> Report {
     let floor = runner::measure_channel_floor(&plan);
     bar.inc(1);
     let floor_rss = opts.rss.then(|| {
-        let kib = rss_or_warn(&bar, None, opts.quick, plan.max_threads);
-        record_rss_failure(&mut left_out, "the channel floor", &kib);
+        let kib = peak_rss(&bar, &mut left_out, "the channel floor", None, opts, &plan);
         bar.inc(1);
-        kib.ok()
+        kib
     });
     rows.push(Row {
         name: "channel alone (usize), floor".into(),
@@ -155,26 +153,26 @@ pub fn run(opts: &Options) -> Report {
     }
 }
 
-/// A peak RSS that could not be measured goes on the left-out list.
-fn record_rss_failure(left_out: &mut Vec<LeftOut>, name: &str, kib: &Result<u64, String>) {
-    if let Err(e) = kib {
-        left_out.push(LeftOut {
-            what: format!("peak RSS of {name}"),
-            reason: e.clone(),
-        });
-    }
-}
-
-fn rss_or_warn(
+/// The peak RSS of candidate `index` (the channel floor if `None`) from a
+/// child process; one that could not be measured goes on the left-out
+/// list as "peak RSS of `name`".
+fn peak_rss(
     bar: &ProgressBar,
+    left_out: &mut Vec<LeftOut>,
+    name: &str,
     index: Option<usize>,
-    quick: bool,
-    threads: usize,
-) -> Result<u64, String> {
-    rss::measure(index, quick, threads).map_err(|e| {
-        bar.println(format!("peak RSS not measured: {e}"));
-        e.to_string()
-    })
+    opts: &Options,
+    plan: &Plan,
+) -> Option<u64> {
+    rss::measure(index, opts.quick, plan.max_threads)
+        .map_err(|e| {
+            bar.println(format!("peak RSS of {name} not measured: {e}"));
+            left_out.push(LeftOut {
+                what: format!("peak RSS of {name}"),
+                reason: e.to_string(),
+            });
+        })
+        .ok()
 }
 
 fn progress(len: u64) -> ProgressBar {

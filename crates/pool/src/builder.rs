@@ -115,15 +115,14 @@ impl PoolBuilder {
     /// them back from every cache before it gives up, grows or waits, and a
     /// thread's cache is emptied when the thread exits.
     ///
-    /// The default lets a thread hold a window of 64 buffers (a server
-    /// task's reads in flight, say) and release them in any order without
-    /// touching the shared list. A cache costs each thread that uses the
-    /// pool 4 bytes per buffer of `cache_size` (512 bytes at the default)
-    /// plus a few words of bookkeeping. In a pool of fewer than about `cache_size`
-    /// buffers per thread, threads take buffers back from each other's
-    /// caches often (each time a system call that interrupts every CPU
-    /// running the process, see the crate docs); give such a pool a smaller
-    /// cache.
+    /// The default lets a thread hold a window of 64 buffers (a server task's
+    /// reads in flight, say) and release them in any order without touching the
+    /// shared list. A cache costs each thread that uses the pool 4 bytes per
+    /// buffer of `cache_size` (512 bytes at the default) plus a few words of
+    /// bookkeeping. In a pool of fewer than about `cache_size` buffers per
+    /// thread, threads take buffers back from each other's caches often (each
+    /// time a system call that interrupts every CPU running the process, see
+    /// the crate docs); give such a pool a smaller cache.
     pub fn cache_size(mut self, buffers: usize) -> Self {
         self.cache_size = buffers;
         self

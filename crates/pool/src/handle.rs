@@ -115,6 +115,20 @@ impl Slot {
         n
     }
 
+    /// Appends `cnt` copies of `val`; `false` (and nothing written) if
+    /// they do not fit.
+    #[inline]
+    fn fill(&mut self, val: u8, cnt: usize) -> bool {
+        if cnt > self.cap - self.len {
+            return false;
+        }
+        let start = self.len;
+        self.full_mut_unmarked()[start..start + cnt].fill(val);
+        self.len += cnt;
+        self.dirty = self.dirty.max(self.len);
+        true
+    }
+
     /// The whole slot, without marking it all dirty: for writers that
     /// update `len` (and so `dirty`) themselves.
     #[inline]
@@ -457,13 +471,9 @@ macro_rules! handle_methods {
 
             #[inline]
             fn put_bytes(&mut self, val: u8, cnt: usize) {
-                if cnt > self.remaining() {
+                if !self.slot.fill(val, cnt) {
                     put_overflow(cnt, self.remaining());
                 }
-                let start = self.slot.len;
-                self.slot.full_mut_unmarked()[start..start + cnt].fill(val);
-                self.slot.len += cnt;
-                self.slot.dirty = self.slot.dirty.max(self.slot.len);
             }
 
             #[inline]

@@ -26,22 +26,21 @@
 //! [`PoolBuf`](crate::PoolBuf) borrows a handle and holds no reference.
 //!
 //! Cloning a `Pool` adds one to `handles`; dropping the last handle *closes*
-//! the pool (`cache.rs`): under the cache-list lock it sets the
-//! `CACHES_OFF` bit of `gate`, so that no cache operation starts any more, waits (with
-//! the steal handshake) for operations in progress to end, takes every
-//! cache's slots and credits, and subtracts those credits and the open
-//! reference from `refs`. From then on every release goes to the shared
-//! path and subtracts its own reference, so the last buffer (or `Bytes`)
-//! to go releases the lease, promptly, whichever threads still have
-//! caches: their entries keep only a weak reference.
+//! the pool (`cache.rs`): under the cache-list lock it sets the `CACHES_OFF`
+//! bit of `gate`, so that no cache operation starts any more, waits (with the
+//! steal handshake) for operations in progress to end, takes every cache's
+//! slots and credits, and subtracts those credits and the open reference from
+//! `refs`. From then on every release goes to the shared path and subtracts
+//! its own reference, so the last buffer (or `Bytes`) to go releases the
+//! lease, promptly, whichever threads still have caches: their entries keep
+//! only a weak reference.
 //!
 //! `refs` cannot reach zero before the pool is closed: until then it holds
 //! the open reference and every credit. A handle can be cloned again after
 //! the pool closed only from an owned buffer
 //! ([`OwnedBuf::pool`](crate::OwnedBuf::pool)), whose reference keeps
-//! `refs` above zero; such
-//! a clone reopens the pool (`handles` from 0 to 1 adds the open reference
-//! back), with the caches staying off.
+//! `refs` above zero; such a clone reopens the pool (`handles` from 0 to 1
+//! adds the open reference back), with the caches staying off.
 
 use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
