@@ -3,7 +3,8 @@
 //! T threads hammer one growable pool with a random mix of operations for N
 //! seconds: acquire (non-blocking, blocking with a timeout, and `.await` on
 //! a plain executor), release, hand-off to the next thread over a channel,
-//! freeze into `bytes::Bytes` with clones and slices sent across, and
+//! freeze into `SharedBuf` views, with clones sent across as views or as
+//! `bytes::Bytes`, and
 //! growth (the pool starts small and may double up to a limit).
 //!
 //! Every holder stamps its buffer with a serial number that no one else
@@ -20,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use arenapool::{OwnedBuf, Pool, Stats};
+use arenapool::{OwnedBuf, Pool, SharedBuf, Stats};
 use bytes::Bytes;
 use serde::Serialize;
 
@@ -49,7 +50,7 @@ pub struct StressReport {
     pub exhausted: u64,
     /// Buffers handed to another thread.
     pub handoffs: u64,
-    /// Buffers frozen into `Bytes`.
+    /// Buffers frozen into `SharedBuf` views.
     pub freezes: u64,
     /// Ownership or consistency violations: must be 0.
     pub violations: u64,
@@ -88,9 +89,11 @@ impl StressReport {
     }
 }
 
-/// What travels between threads: a held buffer, or a frozen one's clone.
+/// What travels between threads: a held buffer, or a frozen one's clone
+/// (a view, or a view turned into `Bytes`).
 enum Parcel {
     Buf(OwnedBuf, u64),
+    View(SharedBuf, u64),
     Frozen(Bytes, u64),
 }
 
@@ -179,7 +182,7 @@ fn worker(
 ) -> Counts {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D));
     let mut held: Vec<(OwnedBuf, u64)> = Vec::with_capacity(HOLD);
-    let mut frozen: Vec<(Bytes, u64)> = Vec::new();
+    let mut frozen: Vec<(SharedBuf, u64)> = Vec::new();
     let mut c = Counts::default();
     let pool = &shared.pool;
     while !shared.stop.load(Relaxed) {
@@ -193,6 +196,7 @@ fn worker(
                         held.push((buf, serial));
                     }
                 }
+                Parcel::View(view, serial) => shared.check(&view, serial, "frozen view"),
                 Parcel::Frozen(bytes, serial) => shared.check(&bytes, serial, "frozen clone"),
             }
         }
@@ -246,11 +250,16 @@ fn worker(
             // Freeze: keep a slice, send a clone.
             87..=94 if !held.is_empty() => {
                 let (buf, serial) = held.swap_remove(0);
-                let bytes = buf.freeze();
+                let view = buf.freeze();
                 c.freezes += 1;
-                let _ = next.try_send(Parcel::Frozen(bytes.clone(), serial));
+                let parcel = if rng.below(2) == 0 {
+                    Parcel::View(view.clone(), serial)
+                } else {
+                    Parcel::Frozen(Bytes::from(view.clone()), serial)
+                };
+                let _ = next.try_send(parcel);
                 if rng.below(2) == 0 {
-                    frozen.push((bytes, serial));
+                    frozen.push((view, serial));
                 }
             }
             // Drop frozen bytes (the buffer returns when the last goes).
@@ -328,6 +337,7 @@ pub fn stress(duration: Duration, threads: usize, tick: impl Fn(f64)) -> StressR
         while let Ok(parcel) = inbox.try_recv() {
             match parcel {
                 Parcel::Buf(buf, serial) => shared.check(&buf, serial, "in-flight buffer"),
+                Parcel::View(view, serial) => shared.check(&view, serial, "in-flight view"),
                 Parcel::Frozen(bytes, serial) => shared.check(&bytes, serial, "in-flight clone"),
             }
         }

@@ -79,6 +79,23 @@ fn acquire(c: &mut Criterion) {
             black_box((bytes.slice(8..), clone));
         })
     });
+    g.bench_function("pool_freeze_into_bytes_clone_slice", |b| {
+        b.iter(|| {
+            let mut buf = pool.try_acquire_owned().unwrap();
+            buf.extend_from_slice(black_box(&TOUCH)).unwrap();
+            let bytes = Bytes::from(buf.freeze());
+            let clone = bytes.clone();
+            black_box((bytes.slice(8..), clone));
+        })
+    });
+    g.bench_function("pool_split_to_four_frames", |b| {
+        b.iter(|| {
+            let mut buf = pool.try_acquire_owned().unwrap();
+            buf.extend_from_slice(black_box(&TOUCH)).unwrap();
+            let frames: [_; 4] = std::array::from_fn(|_| buf.split_to(TOUCH.len() / 4));
+            black_box((frames, buf));
+        })
+    });
     g.bench_function("bytes_copy_from_slice", |b| {
         b.iter(|| {
             let bytes = Bytes::copy_from_slice(black_box(&TOUCH));

@@ -9,6 +9,13 @@
 //! buffer's bytes are never touched by the list and a link word is never
 //! overwritten by user data.
 //!
+//! The list uses a link word only while its slot is free. While a slot is
+//! held the word belongs to its holder: a frozen slot counts its views in
+//! it (`handle/views.rs`). A stale `pop` may still read such a word as a
+//! link; the tag makes its CAS fail, as it does for any stale link, and a
+//! stale `pop_chain` walk that meets an index of no published segment
+//! starts over.
+//!
 //! Each link word packs `(depth: u32, next: u32)`, where `depth` is the
 //! number of free slots from this node to the bottom of the stack. The depth
 //! of the head node is therefore the length of the list, which gives

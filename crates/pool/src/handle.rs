@@ -22,20 +22,31 @@ use crate::error::CapacityError;
 use crate::shared::{Pool, Shared};
 
 mod traits;
+mod views;
+
+pub use views::SharedBuf;
 
 /// The part of a handle that does not depend on how the pool is held.
 ///
-/// Invariants: the handle owns slot `idx` exclusively until drop; `ptr` is
-/// that slot's first byte, derived from the arena allocation; `cap` is the
-/// pool's buffer size, so `ptr .. ptr + cap` is inside the slot;
-/// `len <= dirty <= cap`, where `dirty` bounds the bytes this holder may have
-/// written (what `zero_on_release` clears).
+/// A handle sees a *region* of its slot: the whole slot when acquired, less
+/// once [`OwnedBuf::split_to`] froze a front part into [`SharedBuf`] views
+/// or `io::Read` consumed one. Invariants: the handle owns the region
+/// exclusively until drop (frozen views only ever cover bytes outside it);
+/// `ptr` is the region's first byte, derived from the arena allocation, and
+/// lies `off` bytes into slot `idx`; `off + cap` is at most the pool's
+/// buffer size; `len <= cap`; `dirty >= len` bounds the bytes from `ptr`
+/// that this holder or a frozen view of the slot may have written (what
+/// `zero_on_release` clears), with `off + dirty` at most the buffer size.
+/// `shared` is set once views of the slot exist: the slot's link word then
+/// counts them and this handle (`views.rs`).
 struct Slot {
     ptr: NonNull<u8>,
     len: usize,
     cap: usize,
     dirty: usize,
+    off: usize,
     idx: u32,
+    shared: bool,
 }
 
 impl Slot {
@@ -46,7 +57,9 @@ impl Slot {
             len: 0,
             cap: pool.config.buffer_size,
             dirty: 0,
+            off: 0,
             idx,
+            shared: false,
         }
     }
 
@@ -71,7 +84,7 @@ impl Slot {
 
     #[inline]
     fn full_mut(&mut self) -> &mut [u8] {
-        self.dirty = self.cap;
+        self.dirty = self.dirty.max(self.cap);
         // SAFETY: the whole slot is ours and initialised; `&mut self`
         // makes the borrow unique.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.cap) }
@@ -146,10 +159,42 @@ impl Slot {
     /// handle's `Drop`).
     #[inline]
     unsafe fn release<const OWNED: bool>(&mut self, pool: &Shared, owed: &mut bool) {
-        // SAFETY: we own slot `idx` and `ptr` is its address (type
-        // invariant); `dirty <= cap == buffer_size`; the caller promises
-        // this is the last use.
-        unsafe { pool.release::<OWNED>(self.idx, self.ptr, self.dirty, owed) }
+        // SAFETY: we own slot `idx` (a borrowed buffer has no views) and
+        // `start()` is its address; `off + dirty <= buffer_size`; the
+        // caller promises this is the last use.
+        unsafe { pool.release::<OWNED>(self.idx, self.start(), self.off + self.dirty, owed) }
+    }
+
+    /// The slot's first byte.
+    #[inline]
+    fn start(&self) -> NonNull<u8> {
+        // SAFETY: `ptr` lies `off` bytes into the slot (type invariant), so
+        // stepping back stays inside the allocation.
+        unsafe { self.ptr.sub(self.off) }
+    }
+
+    /// Makes the whole slot the region again. Only when no view of the
+    /// slot exists, and so no byte of it is frozen.
+    #[cold]
+    fn rewind(&mut self) {
+        debug_assert!(!self.shared);
+        self.ptr = self.start();
+        self.cap += self.off;
+        self.dirty += self.off;
+        self.off = 0;
+    }
+
+    /// Moves the region's start `n <= len` bytes forward: the first `n`
+    /// filled bytes leave the region (frozen into a view, or consumed).
+    #[inline]
+    fn advance_front(&mut self, n: usize) {
+        debug_assert!(n <= self.len);
+        // SAFETY: `n <= len <= cap`, so the new start is inside the region.
+        self.ptr = unsafe { self.ptr.add(n) };
+        self.off += n;
+        self.cap -= n;
+        self.len -= n;
+        self.dirty -= n;
     }
 }
 
@@ -251,7 +296,7 @@ impl OwnedBuf {
     #[cfg(all(feature = "io-uring", target_os = "linux"))]
     #[inline]
     pub(crate) fn slot_mut_ptr(&mut self) -> NonNull<u8> {
-        self.slot.dirty = self.slot.cap;
+        self.slot.dirty = self.slot.dirty.max(self.slot.cap);
         self.slot.ptr
     }
 
@@ -262,31 +307,6 @@ impl OwnedBuf {
     #[inline]
     pub(crate) fn slot_ptr(&self) -> NonNull<u8> {
         self.slot.ptr
-    }
-
-    /// Turns the filled part into [`bytes::Bytes`] without copying. Clones
-    /// and slices of the `Bytes` share the buffer; it goes back to the pool
-    /// when the last of them is dropped.
-    ///
-    /// `Bytes` keeps its owner behind one small heap allocation (its
-    /// reference count), made here.
-    ///
-    /// ```
-    /// let pool = arenapool::Pool::new(64, 1)?;
-    /// let mut buf = pool.try_acquire_owned().unwrap();
-    /// buf.extend_from_slice(b"hello, world")?;
-    /// let bytes = buf.freeze();
-    /// let hello = bytes.slice(..5);
-    /// drop(bytes);
-    /// assert_eq!(&hello[..], b"hello");
-    /// assert_eq!(pool.stats().in_use, 1, "the slice keeps the buffer");
-    /// drop(hello);
-    /// assert_eq!(pool.stats().in_use, 0);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    #[cfg(feature = "bytes")]
-    pub fn freeze(self) -> bytes::Bytes {
-        bytes::Bytes::from_owner(self)
     }
 }
 
@@ -306,7 +326,9 @@ macro_rules! handle_methods {
                 self.slot.len == 0
             }
 
-            /// Size of the buffer: the pool's buffer size. Never changes.
+            /// Size of the buffer: the pool's buffer size, less what
+            /// `io::Read` consumed or (for an [`OwnedBuf`]) `split_to` and
+            /// `split_off` froze; [`clear`](Self::clear) restores it.
             #[inline]
             pub fn capacity(&self) -> usize {
                 self.slot.cap
@@ -357,9 +379,14 @@ macro_rules! handle_methods {
             }
 
             /// Empties the buffer (`len = 0`). The bytes stay as they are.
+            /// The capacity goes back to the whole buffer, unless frozen
+            /// views of an [`OwnedBuf`]'s buffer are still alive.
             #[inline]
             pub fn clear(&mut self) {
                 self.slot.len = 0;
+                if self.slot.off > 0 && self.views_gone() {
+                    self.slot.rewind();
+                }
             }
 
             /// Appends `data`.
@@ -421,6 +448,19 @@ macro_rules! handle_methods {
             #[inline]
             fn flush(&mut self) -> io::Result<()> {
                 Ok(())
+            }
+        }
+
+        /// Reads (and consumes) the filled bytes from the front, as
+        /// `&[u8]` does: the buffer's start moves past what was read, so
+        /// its capacity shrinks by as much until [`clear`](Self::clear).
+        impl io::Read for $ty {
+            #[inline]
+            fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+                let n = out.len().min(self.slot.len);
+                out[..n].copy_from_slice(&self.slot.filled()[..n]);
+                self.slot.advance_front(n);
+                Ok(n)
             }
         }
 
@@ -526,20 +566,45 @@ impl Drop for PoolBuf<'_> {
     }
 }
 
+impl PoolBuf<'_> {
+    /// `clear`'s question for a borrowed buffer, which has no views.
+    #[inline]
+    fn views_gone(&mut self) -> bool {
+        true
+    }
+}
+
 impl Drop for OwnedBuf {
     #[inline]
     fn drop(&mut self) {
-        let mut reference = Owed {
-            shared: self.pool.shared_ptr(),
-            owed: true,
-        };
-        // SAFETY: the slot and its reference came from this pool, and this
-        // is the handle's last use of them.
-        unsafe {
-            self.slot
-                .release::<true>(self.pool.shared(), &mut reference.owed)
-        };
+        if self.slot.shared && !self.leave_views() {
+            return; // a frozen view keeps the slot
+        }
+        let s = &self.slot;
+        // SAFETY: the slot (no view of it is left) and its reference came
+        // from this pool; `off + dirty` bytes from the slot's start may be
+        // written; this is the handle's last use of them.
+        unsafe { release_owned(&self.pool, s.idx, s.start(), s.off + s.dirty) };
     }
+}
+
+/// Gives back slot `idx`, whose first byte is `start`, with the reference
+/// to `pool` that an owned buffer (or the last view of one) held.
+///
+/// # Safety
+///
+/// The caller owns the slot and that reference, `dirty` bytes from `start`
+/// lie in the slot, and neither is used afterwards.
+unsafe fn release_owned(pool: &Pool, idx: u32, start: NonNull<u8>, dirty: usize) {
+    let mut reference = Owed {
+        shared: pool.shared_ptr(),
+        owed: true,
+    };
+    // SAFETY: as the caller promises.
+    unsafe {
+        pool.shared()
+            .release::<true>(idx, start, dirty, &mut reference.owed)
+    };
 }
 
 /// An owned buffer's reference to its pool while the buffer is released:

@@ -122,9 +122,12 @@
 //!
 //! The futures run on any executor. Handles implement [`bytes::BufMut`],
 //! so tokio reads straight into them (`stream.read_buf(&mut buf)`,
-//! `socket.recv_buf_from(&mut buf)`), and [`OwnedBuf::freeze`] turns an
-//! owned buffer into [`bytes::Bytes`] without copying; the buffer returns
-//! to the pool when the last clone or slice is dropped.
+//! `socket.recv_buf_from(&mut buf)`). [`OwnedBuf::freeze`] and
+//! [`OwnedBuf::split_to`] turn what was written into a [`SharedBuf`]
+//! without copying or allocating: clones and slices share the buffer,
+//! which returns to the pool when the last of them is dropped. A
+//! `SharedBuf` reads as a [`bytes::Buf`] and becomes [`bytes::Bytes`] with
+//! `into()`, still without copying.
 //!
 //! ```
 //! # #[cfg(all(feature = "async", feature = "bytes"))]
@@ -135,8 +138,9 @@
 //! let mut buf = pool.acquire_owned().await;
 //! buf.put_u16(0xCAFE);              // bytes::BufMut
 //! buf.put_slice(b" payload");
-//! let frame: bytes::Bytes = buf.freeze();
+//! let frame = buf.freeze();         // an arenapool::SharedBuf
 //! let header = frame.slice(..2);    // shares the pooled buffer
+//! let frame: bytes::Bytes = frame.into(); // for APIs that take Bytes
 //! drop(frame);
 //! assert_eq!(&header[..], &[0xCA, 0xFE]);
 //! assert_eq!(pool.stats().in_use, 1);
@@ -240,7 +244,7 @@ pub use builder::{MAX_ALIGNMENT, MAX_CACHE_SIZE, MAX_CAPACITY, PoolBuilder};
 pub use error::{BuildError, CapacityError, Exhausted};
 #[cfg(feature = "async")]
 pub use future::{Acquire, AcquireOwned};
-pub use handle::{OwnedBuf, PoolBuf};
+pub use handle::{OwnedBuf, PoolBuf, SharedBuf};
 pub use pool::Pool;
 pub use stats::Stats;
 

@@ -31,7 +31,7 @@
 //! steal handshake) for operations in progress to end, takes every cache's
 //! slots and credits, and subtracts those credits and the open reference from
 //! `refs`. From then on every release goes to the shared path and subtracts
-//! its own reference, so the last buffer (or `Bytes`) to go releases the
+//! its own reference, so the last buffer (or frozen view) to go releases the
 //! lease, promptly, whichever threads still have caches: their entries keep
 //! only a weak reference.
 //!
@@ -89,7 +89,8 @@ pub(crate) const CREDITS: usize = 256;
 /// the pool, [`OwnedBuf`](crate::OwnedBuf) is `'static` and keeps the
 /// pool's memory alive by itself. Dropping a buffer returns it to the
 /// pool, also during a panic. The memory is freed when the last handle,
-/// owned buffer and frozen `Bytes` are all gone.
+/// owned buffer and frozen view ([`SharedBuf`](crate::SharedBuf)) are
+/// all gone.
 ///
 /// ```
 /// use std::io::Write;
@@ -454,7 +455,7 @@ mod loom_tests {
 
     /// The last handle drops while an owned buffer is released on another
     /// thread (into that thread's cache, as a credit, which the close must
-    /// take back) and a frozen `Bytes` is dropped on a third: the lease is
+    /// take back) and a frozen view is dropped on a third: the lease is
     /// released exactly once, after the last of them, and nothing uses the
     /// pool afterwards (`check_alive`).
     #[test]

@@ -153,10 +153,53 @@ fn frozen_bytes_read_as_a_buf() {
 #[test]
 fn empty_freeze_returns_the_buffer_on_drop() {
     let pool = pool(16, 1);
-    let bytes: Bytes = pool.try_acquire_owned().unwrap().freeze();
-    assert!(bytes.is_empty());
+    let view = pool.try_acquire_owned().unwrap().freeze();
+    assert!(view.is_empty());
     assert_eq!(pool.stats().in_use, 1);
-    drop(bytes);
+    drop(view);
+    assert_eq!(pool.stats().in_use, 0);
+    // An empty view needs no owner: it goes back as it becomes `Bytes`.
+    let bytes: Bytes = pool.try_acquire_owned().unwrap().freeze().into();
+    assert!(bytes.is_empty());
+    assert_eq!(pool.stats().in_use, 0);
+}
+
+#[test]
+fn views_become_bytes_without_copying() {
+    let pool = pool(64, 1);
+    let mut buf = pool.try_acquire_owned().unwrap();
+    buf.extend_from_slice(b"frame-one|frame-two").unwrap();
+    let addr = buf.as_ptr();
+    let one: Bytes = buf.split_to(10).into();
+    assert_eq!((one.as_ptr(), &one[..]), (addr, &b"frame-one|"[..]));
+    let two = Bytes::from(buf.freeze());
+    assert_eq!(
+        (two.as_ptr(), &two[..]),
+        (addr.wrapping_add(10), &b"frame-two"[..])
+    );
+    let clone = two.slice(6..);
+    drop((one, two));
+    assert_eq!(pool.stats().in_use, 1, "a `Bytes` slice keeps the buffer");
+    drop(clone);
+    assert_eq!(pool.stats().in_use, 0);
+}
+
+#[test]
+fn a_view_is_a_buf_cursor_whose_copy_to_bytes_shares() {
+    let pool = pool(16, 1);
+    let mut buf = pool.try_acquire_owned().unwrap();
+    buf.put_u32(0xdead_beef);
+    buf.put_slice(b"rest");
+    let mut view = buf.freeze();
+    assert_eq!(view.remaining(), 8);
+    assert_eq!(view.get_u32(), 0xdead_beef);
+    let addr = view.as_ptr();
+    let rest = view.copy_to_bytes(4);
+    assert_eq!((rest.as_ptr(), &rest[..]), (addr, &b"rest"[..]));
+    assert!(!view.has_remaining());
+    drop(view);
+    assert_eq!(pool.stats().in_use, 1, "the `Bytes` keeps the buffer");
+    drop(rest);
     assert_eq!(pool.stats().in_use, 0);
 }
 

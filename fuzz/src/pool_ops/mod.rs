@@ -8,8 +8,9 @@
 //! queue when the pool is exhausted), releases, writes of every kind
 //! (`extend_from_slice`, `set_len`, `truncate`, `clear`, `as_full_mut`,
 //! `spare_mut`, `DerefMut`, `bytes::BufMut`, `io::Write`), growth up to
-//! `grow_to`, `freeze` into `Bytes` with clones and slices, and hand-offs of
-//! handles and `Bytes` to a worker thread (dropped there, into its cache,
+//! `grow_to`, `freeze` into `SharedBuf` views with clones, slices and
+//! `try_into_mut`, and hand-offs of
+//! handles and views to a worker thread (dropped there, into its cache,
 //! or sent back), which lives across runs and may be told to exit (its
 //! cache then goes back to the pool) and be replaced.
 //!
@@ -20,7 +21,7 @@
 //! (`in_use` is exactly the held handles plus the frozen buffers plus the
 //! buffers handed to waiters, and `capacity`, `waiting`, `segments`,
 //! `failed_acquires`, `waits` are exact), no two live handles may share an
-//! index, and every byte a handle or `Bytes` shows is checked against the
+//! index, and every byte a handle or view shows is checked against the
 //! model when it is touched and when it is released.
 //!
 //! Queued futures are polled with wakers that may panic or call back into

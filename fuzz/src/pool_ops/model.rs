@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll, Waker};
 
-use arenapool::{Acquire, AcquireOwned, OwnedBuf, Pool, PoolBuf};
-use bytes::{BufMut as _, Bytes};
+use arenapool::{Acquire, AcquireOwned, OwnedBuf, Pool, PoolBuf, SharedBuf};
+use bytes::BufMut as _;
 
 use super::settings::Resolved;
 use super::wakers::{Kind, Reentries, expect_panic};
@@ -87,12 +87,12 @@ impl Held<'_> {
     }
 }
 
-/// A frozen buffer: every `Bytes` that still shares it, with the range of
-/// the slot each one shows.
+/// A frozen buffer: every view (`SharedBuf`) that still shares it, with
+/// the range of the slot each one shows.
 pub(super) struct Group {
     pub(super) idx: u32,
     pub(super) slot: Vec<u8>,
-    pub(super) views: Vec<(Bytes, usize, usize)>,
+    pub(super) views: Vec<(SharedBuf, usize, usize)>,
 }
 
 pub(super) enum Future<'p> {

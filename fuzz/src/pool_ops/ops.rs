@@ -91,8 +91,14 @@ pub enum Op {
         len: u16,
         seed: u8,
     },
-    /// `OwnedBuf::freeze` into `Bytes`.
+    /// `OwnedBuf::freeze` into a `SharedBuf`.
     Freeze(u8),
+    /// `SharedBuf::try_into_mut`: must succeed exactly when the view is
+    /// its buffer's only one; the writable buffer is checked and dropped.
+    TryIntoMut {
+        g: u8,
+        v: u8,
+    },
     CloneView {
         g: u8,
         v: u8,
@@ -421,11 +427,32 @@ impl<'p> State<'p> {
                     }
                     let part = bytes.slice(a..b);
                     assert!(part[..] == group.slot[start + a..start + b]);
-                    // An empty slice is `Bytes::new()`: it does not share
-                    // (or keep) the buffer.
-                    if a < b {
-                        let start = *start;
-                        group.views.push((part, start + a, start + b));
+                    // Even an empty slice shares (and keeps) the buffer.
+                    let start = *start;
+                    group.views.push((part, start + a, start + b));
+                }
+            }
+            Op::TryIntoMut { g, v } => {
+                if let Some((g, v)) = self.pick_view(g, v) {
+                    let group = &mut self.groups[g];
+                    let (view, a, b) = group.views.swap_remove(v);
+                    let only = group.views.is_empty();
+                    match view.try_into_mut() {
+                        Ok(buf) => {
+                            assert!(only, "try_into_mut of a shared buffer succeeded");
+                            assert!(
+                                buf[..] == group.slot[a..b],
+                                "try_into_mut changed the bytes"
+                            );
+                            assert_eq!(buf.capacity(), cap - a, "from the view's start on");
+                            let group = self.groups.swap_remove(g);
+                            let panics = self.released(group.idx, group.slot);
+                            expect_panic(buf, panics, "a reclaimed buffer");
+                        }
+                        Err(view) => {
+                            assert!(!only, "try_into_mut of the only view failed");
+                            group.views.push((view, a, b));
+                        }
                     }
                 }
             }

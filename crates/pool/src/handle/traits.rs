@@ -1,16 +1,17 @@
-//! The standard traits of a byte buffer, for both handles: comparison and
-//! hashing by content (as `Vec<u8>` and `bytes::BytesMut` do), `Borrow`,
-//! `Extend` and `fmt::Write`. Written once by a macro, like the methods in
-//! the parent module.
+//! The standard traits of a byte buffer: comparison and hashing by content
+//! (as `Vec<u8>`, `bytes::BytesMut` and `Bytes` do) and `Borrow<[u8]>` for
+//! all three handle types, and `BorrowMut`, `Extend` and `fmt::Write` for
+//! the two writable ones. Written once by macros, like the methods in the
+//! parent module.
 
 use std::borrow::{Borrow, BorrowMut};
 use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
-use super::{OwnedBuf, PoolBuf};
+use super::{OwnedBuf, PoolBuf, SharedBuf};
 
-macro_rules! handle_traits {
+macro_rules! content_traits {
     ($ty:ty) => {
         /// By content: two buffers are equal when their filled bytes are,
         /// whichever slots or pools they are in.
@@ -106,7 +107,11 @@ macro_rules! handle_traits {
                 self
             }
         }
+    };
+}
 
+macro_rules! writer_traits {
+    ($ty:ty) => {
         impl BorrowMut<[u8]> for $ty {
             #[inline]
             fn borrow_mut(&mut self) -> &mut [u8] {
@@ -154,8 +159,11 @@ macro_rules! handle_traits {
     };
 }
 
-handle_traits!(PoolBuf<'_>);
-handle_traits!(OwnedBuf);
+content_traits!(PoolBuf<'_>);
+content_traits!(OwnedBuf);
+content_traits!(SharedBuf);
+writer_traits!(PoolBuf<'_>);
+writer_traits!(OwnedBuf);
 
 #[cold]
 #[inline(never)]
