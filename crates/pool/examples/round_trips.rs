@@ -10,6 +10,14 @@
 //! difference in counts: that removes the start-up cost.
 //! Handles: `borrowed` (`PoolBuf`) or `owned` (`OwnedBuf`).
 //!
+//! Sized acquires: `sized` (`try_acquire_with_capacity(64)` on the same
+//! one-size pool as `borrowed`) and `classes` (`try_acquire_with_capacity(1000)`
+//! on a pool of classes 64, 1500 and 65536 bytes, served by the second).
+//!
+//! Frozen views: `freeze` (write 64 bytes into an owned buffer, freeze,
+//! clone, slice, drop all three) and `split` (write 64 bytes, `split_to`
+//! four 16-byte frames, drop them and the writer).
+//!
 //! Two more loops write 2 bytes into a 64 KiB buffer of a pool with
 //! `zero_on_release`, so the release clears what was written:
 //! `zeroing-extend` (`extend_from_slice`) and `zeroing-put`
@@ -56,6 +64,49 @@ fn main() {
                 black_box(&buf);
             }
         }
+        "sized" => {
+            for _ in 0..n {
+                let mut buf = pool
+                    .try_acquire_with_capacity(black_box(64))
+                    .expect("a size the pool has")
+                    .expect("a free buffer");
+                buf.extend_from_slice(black_box(&data)).expect("fits");
+                black_box(&buf);
+            }
+        }
+        "classes" => {
+            let pool = arenapool::Pool::builder()
+                .class(64, 1024)
+                .class(1500, 1024)
+                .class(65536, 4)
+                .build()
+                .expect("pool");
+            for _ in 0..n {
+                let mut buf = pool
+                    .try_acquire_with_capacity(black_box(1000))
+                    .expect("a size the pool has")
+                    .expect("a free buffer");
+                buf.extend_from_slice(black_box(&data)).expect("fits");
+                black_box(&buf);
+            }
+        }
+        "freeze" => {
+            for _ in 0..n {
+                let mut buf = pool.try_acquire_owned().expect("a free buffer");
+                buf.extend_from_slice(black_box(&data)).expect("fits");
+                let frozen = buf.freeze();
+                let clone = frozen.clone();
+                black_box((frozen.slice(8..), clone));
+            }
+        }
+        "split" => {
+            for _ in 0..n {
+                let mut buf = pool.try_acquire_owned().expect("a free buffer");
+                buf.extend_from_slice(black_box(&data)).expect("fits");
+                let frames: [_; 4] = std::array::from_fn(|_| buf.split_to(16));
+                black_box((frames, buf));
+            }
+        }
         "owned" => {
             for _ in 0..n {
                 let mut buf = pool.try_acquire_owned().expect("a free buffer");
@@ -64,7 +115,9 @@ fn main() {
             }
         }
         other => {
-            eprintln!("unknown loop {other:?}: borrowed, owned, zeroing-extend or zeroing-put");
+            eprintln!(
+                "unknown loop {other:?}: borrowed, owned, sized, classes, freeze, split, zeroing-extend or zeroing-put"
+            );
             std::process::exit(2);
         }
     }

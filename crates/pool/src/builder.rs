@@ -2,6 +2,7 @@
 //! as a [`BuildError`]; nothing here panics or aborts.
 
 use crate::backing::{Backing, Fallback, Request};
+use crate::classes::Classes;
 use crate::error::BuildError;
 use crate::shared::{Config, Pool};
 
@@ -46,6 +47,12 @@ pub struct PoolBuilder {
     pub(crate) grow_to: Option<usize>,
     pub(crate) cache_size: usize,
     pub(crate) request: Request,
+    /// Size classes: `(buffer_size, capacity, grow_to)` each.
+    pub(crate) classes: Vec<(usize, usize, Option<usize>)>,
+    /// `buffer_size`, `capacity` or `grow_to` was set (which classes
+    /// replace).
+    pub(crate) sized: bool,
+    pub(crate) fall_up: bool,
 }
 
 impl Default for PoolBuilder {
@@ -58,6 +65,9 @@ impl Default for PoolBuilder {
             grow_to: None,
             cache_size: 128,
             request: Request::default(),
+            classes: Vec::new(),
+            sized: false,
+            fall_up: true,
         }
     }
 }
@@ -66,6 +76,7 @@ impl PoolBuilder {
     /// Bytes in each buffer (default 4096). Must be at least 1.
     pub fn buffer_size(mut self, bytes: usize) -> Self {
         self.buffer_size = bytes;
+        self.sized = true;
         self
     }
 
@@ -73,6 +84,7 @@ impl PoolBuilder {
     /// [`MAX_CAPACITY`].
     pub fn capacity(mut self, buffers: usize) -> Self {
         self.capacity = buffers;
+        self.sized = true;
         self
     }
 
@@ -102,6 +114,7 @@ impl PoolBuilder {
     /// the limit is what bounds it.
     pub fn grow_to(mut self, max_buffers: usize) -> Self {
         self.grow_to = Some(max_buffers);
+        self.sized = true;
         self
     }
 
@@ -197,15 +210,92 @@ impl PoolBuilder {
         self
     }
 
-    /// Checks the settings and allocates the first arena.
+    /// Adds a size class of `capacity` buffers of `buffer_size` bytes: a
+    /// pool with classes hands out buffers of several sizes, one handle
+    /// type for all ([`capacity`](crate::PoolBuf::capacity) tells the
+    /// size), and [`Pool::try_acquire_with_capacity`] and its siblings pick
+    /// the smallest class that holds the size asked for. Each class has its
+    /// own arena, thread caches, wait queue and counters
+    /// ([`Pool::class_stats`]); the other settings (alignment, zeroing,
+    /// cache size, backing) apply to every class. Classes replace
+    /// [`buffer_size`](Self::buffer_size), [`capacity`](Self::capacity) and
+    /// [`grow_to`](Self::grow_to); give each class its growth limit with
+    /// [`growing_class`](Self::growing_class).
+    ///
+    /// ```
+    /// let pool = arenapool::Pool::builder()
+    ///     .class(64, 4096)     // headers
+    ///     .class(1500, 1024)   // datagrams
+    ///     .class(65536, 64)    // large reads
+    ///     .build()?;
+    /// assert_eq!(pool.buffer_sizes().collect::<Vec<_>>(), [64, 1500, 65536]);
+    /// let buf = pool.try_acquire_with_capacity(1200)?.unwrap();
+    /// assert_eq!(buf.capacity(), 1500);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn class(self, buffer_size: usize, capacity: usize) -> Self {
+        self.add_class(buffer_size, capacity, None)
+    }
+
+    /// Adds a size class, as [`class`](Self::class) does, that may grow to
+    /// `grow_to` buffers (see [`grow_to`](Self::grow_to)).
+    pub fn growing_class(self, buffer_size: usize, capacity: usize, grow_to: usize) -> Self {
+        self.add_class(buffer_size, capacity, Some(grow_to))
+    }
+
+    fn add_class(mut self, buffer_size: usize, capacity: usize, grow_to: Option<usize>) -> Self {
+        self.classes.push((buffer_size, capacity, grow_to));
+        self
+    }
+
+    /// Whether an acquire of a given size whose class has no free buffer
+    /// takes one from the next larger class that has (default `true`), or
+    /// waits (or fails, without waiting) in its own class (`false`).
+    pub fn fall_up(mut self, on: bool) -> Self {
+        self.fall_up = on;
+        self
+    }
+
+    /// Checks the settings and allocates the first arena (one per size
+    /// class).
     ///
     /// # Errors
     ///
     /// A [`BuildError`] naming the first setting that is out of range, or
     /// [`BuildError::Alloc`] if the allocator cannot provide the arena, or
-    /// [`BuildError::BackingUnavailable`] under [`Fallback::Fail`].
+    /// [`BuildError::BackingUnavailable`] under [`Fallback::Fail`]. Nothing
+    /// is allocated unless every setting (of every class) is valid.
     pub fn build(self) -> Result<Pool, BuildError> {
-        Pool::from_config(self.check()?)
+        if self.classes.is_empty() {
+            return Pool::from_config(self.check()?, Classes::default());
+        }
+        if self.sized {
+            return Err(BuildError::ClassesAndSize);
+        }
+        let mut classes = self.classes.clone();
+        classes.sort_by_key(|c| c.0);
+        if let Some(w) = classes.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(BuildError::DuplicateClass(w[0].0));
+        }
+        let configs = classes
+            .iter()
+            .map(|&(buffer_size, capacity, grow_to)| {
+                PoolBuilder {
+                    buffer_size,
+                    capacity,
+                    grow_to,
+                    classes: Vec::new(),
+                    ..self.clone()
+                }
+                .check()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let (smallest, larger) = configs.split_first().expect("classes is not empty");
+        let larger = larger
+            .iter()
+            .map(|&c| Pool::from_config(c, Classes::default()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Pool::from_config(*smallest, Classes::new(larger, self.fall_up))
     }
 
     /// Validates the settings without allocating.

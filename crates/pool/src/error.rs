@@ -53,6 +53,13 @@ pub enum BuildError {
     /// provide the requested backing or lock; the step and errno say why.
     #[error("the requested arena backing is not available: {0}")]
     BackingUnavailable(Shortfall),
+    /// Two size classes (`PoolBuilder::class`) had the same buffer size.
+    #[error("two size classes have the same buffer size, {0} bytes")]
+    DuplicateClass(usize),
+    /// Size classes were given together with `buffer_size`, `capacity` or
+    /// `grow_to`, which set up a pool of one size.
+    #[error("size classes replace buffer_size, capacity and grow_to: set one or the other")]
+    ClassesAndSize,
     /// The global allocator could not provide the arena.
     #[error("could not allocate an arena of {bytes} bytes")]
     Alloc {
@@ -80,4 +87,34 @@ pub struct CapacityError {
     pub requested: usize,
     /// The buffer's capacity.
     pub capacity: usize,
+}
+
+/// A buffer size that no size class of the pool holds: `requested` is
+/// above the largest class's buffer size.
+///
+/// Returned by [`Pool::try_acquire_with_capacity`](crate::Pool::try_acquire_with_capacity)
+/// and the other `*_with_capacity` acquires, at once: they never wait for
+/// a buffer that cannot come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("no buffer of {requested} bytes: the largest size class holds {largest}")]
+pub struct TooLarge {
+    /// The size asked for.
+    pub requested: usize,
+    /// The buffer size of the pool's largest class.
+    pub largest: usize,
+}
+
+/// Why a blocking acquire of a given size returned without a buffer.
+///
+/// Returned by [`Pool::acquire_blocking_with_capacity`](crate::Pool::acquire_blocking_with_capacity)
+/// and its owned variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AcquireError {
+    /// No class holds buffers that large; nothing waited.
+    #[error(transparent)]
+    TooLarge(#[from] TooLarge),
+    /// No buffer became free in time.
+    #[error(transparent)]
+    Exhausted(#[from] Exhausted),
 }

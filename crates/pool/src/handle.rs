@@ -3,7 +3,10 @@
 //!
 //! Both behave like a `Vec<u8>` whose capacity is fixed at the buffer size:
 //! `len` bytes are "filled" and visible through `Deref<Target = [u8]>`, and
-//! the whole slot is reachable through [`as_full_mut`](PoolBuf::as_full_mut).
+//! the whole buffer is reachable through [`as_full_mut`](PoolBuf::as_full_mut).
+//! The buffer is the handle's *region* of its slot: the whole slot, less
+//! what `io::Read` consumed or (`views.rs`) what an owned buffer froze into
+//! [`SharedBuf`] views.
 //! Every byte of a slot is always initialised (the arena is zeroed when it is
 //! made), so growing the length with `set_len` is safe: it exposes old bytes,
 //! never uninitialised memory.
@@ -78,7 +81,8 @@ impl Slot {
 
     #[inline]
     fn full(&self) -> &[u8] {
-        // SAFETY: the whole slot (`cap` bytes) is ours and initialised.
+        // SAFETY: the whole region (`cap` bytes from `ptr`) is ours and
+        // initialised.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.cap) }
     }
 
@@ -130,6 +134,7 @@ impl Slot {
 
     /// Appends `cnt` copies of `val`; `false` (and nothing written) if
     /// they do not fit.
+    #[cfg(feature = "bytes")]
     #[inline]
     fn fill(&mut self, val: u8, cnt: usize) -> bool {
         if cnt > self.cap - self.len {
@@ -173,13 +178,14 @@ impl Slot {
         unsafe { self.ptr.sub(self.off) }
     }
 
-    /// Makes the whole slot the region again. Only when no view of the
-    /// slot exists, and so no byte of it is frozen.
+    /// Makes the whole slot (of `size` bytes, the buffer size) the region
+    /// again. Only when no view of the slot exists, and so no byte of it is
+    /// frozen.
     #[cold]
-    fn rewind(&mut self) {
+    fn rewind(&mut self, size: usize) {
         debug_assert!(!self.shared);
         self.ptr = self.start();
-        self.cap += self.off;
+        self.cap = size;
         self.dirty += self.off;
         self.off = 0;
     }
@@ -287,11 +293,12 @@ impl OwnedBuf {
         &self.pool
     }
 
-    /// The slot's first byte, for the kernel to write into (io_uring).
+    /// The buffer's first byte (its region's, `capacity()` bytes long),
+    /// for the kernel to write into (io_uring).
     ///
     /// Derived from the arena allocation, not from a `&[u8]`, so the
     /// pointer carries the provenance of the whole slot. Marks the whole
-    /// slot dirty first: once the kernel has the pointer, any byte of it
+    /// buffer dirty first: once the kernel has the pointer, any byte of it
     /// may have been written, and `zero_on_release` must clear them all.
     #[cfg(all(feature = "io-uring", target_os = "linux"))]
     #[inline]
@@ -300,7 +307,7 @@ impl OwnedBuf {
         self.slot.ptr
     }
 
-    /// The slot's first byte, for the kernel to read from (io_uring sends
+    /// The buffer's first byte, for the kernel to read from (io_uring sends
     /// and writes); derived from the arena allocation like
     /// [`slot_mut_ptr`](Self::slot_mut_ptr).
     #[cfg(all(feature = "io-uring", target_os = "linux"))]
@@ -384,8 +391,10 @@ macro_rules! handle_methods {
             #[inline]
             pub fn clear(&mut self) {
                 self.slot.len = 0;
-                if self.slot.off > 0 && self.views_gone() {
-                    self.slot.rewind();
+                // A region smaller than the slot starts late (`off`), or
+                // (after `split_off`) ends early; then the slot is shared.
+                if (self.slot.off > 0 || self.slot.shared) && self.views_gone() {
+                    self.slot.rewind(self.pool.buffer_size());
                 }
             }
 
@@ -595,6 +604,7 @@ impl Drop for OwnedBuf {
 ///
 /// The caller owns the slot and that reference, `dirty` bytes from `start`
 /// lie in the slot, and neither is used afterwards.
+#[inline(always)]
 unsafe fn release_owned(pool: &Pool, idx: u32, start: NonNull<u8>, dirty: usize) {
     let mut reference = Owed {
         shared: pool.shared_ptr(),

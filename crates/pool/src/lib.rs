@@ -225,6 +225,7 @@ mod backing;
 mod barrier;
 mod builder;
 mod cache;
+mod classes;
 mod error;
 mod freelist;
 #[cfg(feature = "async")]
@@ -241,7 +242,8 @@ mod wait;
 
 pub use backing::{Backing, BackingReport, Fallback, Pages, Shortfall, Step};
 pub use builder::{MAX_ALIGNMENT, MAX_CACHE_SIZE, MAX_CAPACITY, PoolBuilder};
-pub use error::{BuildError, CapacityError, Exhausted};
+pub use classes::ClassStats;
+pub use error::{AcquireError, BuildError, CapacityError, Exhausted, TooLarge};
 #[cfg(feature = "async")]
 pub use future::{Acquire, AcquireOwned};
 pub use handle::{OwnedBuf, PoolBuf, SharedBuf};

@@ -151,7 +151,8 @@ impl Pool {
             .map(|idx| OwnedBuf::new(self, idx))
     }
 
-    /// Bytes in each buffer, as configured.
+    /// Bytes in each buffer, as configured: with size classes, the
+    /// smallest class's ([`buffer_sizes`](Self::buffer_sizes) lists all).
     #[inline]
     pub fn buffer_size(&self) -> usize {
         self.shared().config.buffer_size
@@ -192,8 +193,14 @@ impl Pool {
         BackingReport::new(request.backing, request.lock, segments.outcomes())
     }
 
-    /// A snapshot of the pool's counters; see [`Stats`].
+    /// A snapshot of the pool's counters; see [`Stats`]. With size classes,
+    /// their sum ([`class_stats`](Self::class_stats) gives each).
     pub fn stats(&self) -> Stats {
+        self.family_stats()
+    }
+
+    /// This pool's own counters, without its larger size classes.
+    pub(crate) fn own_stats(&self) -> Stats {
         let s = self.shared();
         let (cached, threads) = {
             let caches = lock(&s.caches);

@@ -50,6 +50,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::backing::Request;
 use crate::cache::Cache;
+use crate::classes::Classes;
 use crate::error::BuildError;
 use crate::freelist::{Chain, FreeList, Links, NIL, pack, unpack};
 use crate::segments::Segments;
@@ -121,9 +122,10 @@ unsafe impl Send for Pool {}
 unsafe impl Sync for Pool {}
 
 impl Pool {
-    /// Builds the shared state and its first handle.
-    pub(crate) fn from_config(config: Config) -> Result<Self, BuildError> {
-        let lease = Arc::into_raw(Shared::new(config)?);
+    /// Builds the shared state and its first handle; `classes` are the
+    /// pool's larger size classes (`classes.rs`), empty for one size.
+    pub(crate) fn from_config(config: Config, classes: Classes) -> Result<Self, BuildError> {
+        let lease = Arc::into_raw(Shared::new(config, classes)?);
         Ok(Self {
             shared: NonNull::new(lease.cast_mut()).expect("Arc::into_raw is never null"),
         })
@@ -244,6 +246,10 @@ pub(crate) struct Shared {
     pub(crate) caches: Mutex<Vec<crate::sync::Arc<Cache>>>,
     /// This state's own weak reference, for thread caches to keep.
     pub(crate) me: Weak<Shared>,
+    /// The pool's other size classes, larger than this one, each a pool of
+    /// its own (`classes.rs`); empty for a pool of one size and for the
+    /// classes themselves.
+    pub(crate) classes: Classes,
     /// Written only on slow paths; kept off the read-mostly lines above.
     pub(crate) slow: CachePadded<SlowPath>,
     /// Pool handles alive, and references that keep the memory (module
@@ -274,7 +280,7 @@ pub(crate) struct SlowPath {
 }
 
 impl Shared {
-    fn new(config: Config) -> Result<Arc<Self>, BuildError> {
+    fn new(config: Config, classes: Classes) -> Result<Arc<Self>, BuildError> {
         let segments = Segments::new(
             config.capacity,
             config.stride,
@@ -295,6 +301,7 @@ impl Shared {
             queue: Queue::new(),
             caches: Mutex::new(Vec::new()),
             me: me.clone(),
+            classes,
             slow: CachePadded::new(SlowPath {
                 failed: AtomicU64::new(0),
                 waits: AtomicU64::new(0),

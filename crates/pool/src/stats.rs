@@ -1,6 +1,8 @@
 //! A snapshot of a pool's counters.
 
-/// What [`Pool::stats`](crate::Pool::stats) reports.
+/// What [`Pool::stats`](crate::Pool::stats) reports. For a pool with size
+/// classes, the sum over its classes ([`Pool::class_stats`](crate::Pool::class_stats)
+/// gives each).
 ///
 /// Buffer counts are exact whenever no acquire or release is in flight, and
 /// a consistent recent value otherwise. None of them costs a shared counter
@@ -48,4 +50,26 @@ pub struct Stats {
     /// what a thread had cached goes back the next time that thread uses
     /// the pool, or when it exits.
     pub caches_off: bool,
+}
+
+impl Stats {
+    /// The counters of two pools (two size classes) added up: buffer
+    /// counts and event counts are sums, `threads` is the larger of the
+    /// two (a thread that uses both counts once at least), and `caches_off`
+    /// holds if it holds for either.
+    pub(crate) fn plus(&self, o: &Stats) -> Stats {
+        Stats {
+            capacity: self.capacity + o.capacity,
+            max_capacity: self.max_capacity + o.max_capacity,
+            in_use: self.in_use + o.in_use,
+            cached: self.cached + o.cached,
+            high_water: self.high_water + o.high_water,
+            failed_acquires: self.failed_acquires + o.failed_acquires,
+            waits: self.waits + o.waits,
+            waiting: self.waiting + o.waiting,
+            segments: self.segments + o.segments,
+            threads: self.threads.max(o.threads),
+            caches_off: self.caches_off || o.caches_off,
+        }
+    }
 }

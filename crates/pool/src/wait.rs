@@ -84,6 +84,7 @@ const NONE: usize = usize::MAX;
 /// How a waiter wants to be told that it was granted a slot.
 pub(crate) enum Wake {
     /// An async task: user code.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     Task(Waker),
     /// A thread sleeping in a blocking acquire: `unpark` runs no user code.
     Thread(thread::Thread),
@@ -340,6 +341,7 @@ impl Shared {
 
     /// An async waiter's poll: `Ready(slot)` if granted (the ticket is used
     /// up), else registers `waker` and stays pending.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     pub(crate) fn poll_ticket(&self, ticket: &Ticket, waker: &Waker) -> Option<u32> {
         {
             let mut q = lock(&self.queue);

@@ -109,6 +109,22 @@ fn split_off_freezes_the_tail_and_the_writer_ends_before_it() {
 }
 
 #[test]
+fn clear_takes_the_whole_slot_back_after_split_off_too() {
+    let p = pool(16, 1);
+    let mut buf = filled(&p, b"head|body");
+    drop(buf.split_off(5));
+    buf.clear();
+    assert_eq!(buf.capacity(), 16, "no view is left");
+    buf.extend_from_slice(b"x").unwrap();
+    let front = buf.split_to(1);
+    drop(buf.split_off(0));
+    drop(front);
+    buf.clear();
+    assert_eq!(buf.capacity(), 16);
+    buf.extend_from_slice(&[1; 16]).unwrap();
+}
+
+#[test]
 fn views_split_and_truncate_like_bytes() {
     let p = pool(16, 1);
     let mut v = filled(&p, b"0123456789").freeze();

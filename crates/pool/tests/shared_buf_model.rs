@@ -7,6 +7,8 @@
 //! the pool's in-use count must be the number of slots still shared; at
 //! the end every slot is back, cleared if the pool zeroes on release.
 
+#![cfg(feature = "bytes")]
+
 use std::collections::HashSet;
 use std::io::Read as _;
 
@@ -204,7 +206,7 @@ fn apply(s: &mut State, pool: &Pool, op: &Op) {
                 w.buf.clear();
                 w.model.clear();
                 if alone {
-                    w.cap += w.off;
+                    w.cap = size;
                     w.off = 0;
                 }
             }

@@ -15,9 +15,10 @@
 //!   slot is first shared (`freeze`, `split_to`, `split_off`), by the
 //!   writer, which owns the slot then; every later change is a
 //!   read-modify-write.
-//! * `dirty`: zero while the writer lives. When the writer ends (it drops
-//!   or freezes), it adds how far into the slot bytes may have been
-//!   written, in the same read-modify-write, so that the last view knows
+//! * `dirty`: zero while a writer of the shared slot lives (the first
+//!   share sets the word). When the writer ends (it drops or freezes), it
+//!   adds how far into the slot bytes may have been written, in the same
+//!   read-modify-write, so that the last view knows
 //!   what `zero_on_release` must clear. `u32::MAX` stands for "the whole
 //!   slot", for buffers of 4 GiB and more.
 //!
