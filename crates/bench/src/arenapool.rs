@@ -4,7 +4,9 @@
 //!   `try_acquire_owned` (each handle clones and drops the `Arc`);
 //! * [`StaticArenaPool`]: a pool that lives for the whole process (as a
 //!   server's `static` pool would), handing out borrowed [`PoolBuf<'static>`]s
-//!   through `try_acquire`, which are `Send` and `'static` too.
+//!   through `try_acquire`, which are `Send` and `'static` too; with
+//!   `SIZED`, through `try_acquire_with_capacity(SIZE)` on a pool of
+//!   several size classes, to show what picking the class costs.
 //!
 //! The pool comes from a [`PoolBuilder`] the caller passes in, so each
 //! configuration worth comparing is one line in the roster
@@ -79,8 +81,10 @@ impl ArenaPool {
 
 fn build(builder: PoolBuilder) -> Result<Pool, ArenaPoolError> {
     let pool = builder.build().map_err(ArenaPoolError::Build)?;
-    if pool.buffer_size() < SIZE {
-        return Err(ArenaPoolError::TooSmall(pool.buffer_size()));
+    // With size classes, a sized acquire is served by the largest class.
+    let largest = pool.buffer_sizes().last().unwrap_or(0);
+    if largest < SIZE {
+        return Err(ArenaPoolError::TooSmall(largest));
     }
     Ok(pool)
 }
@@ -97,12 +101,14 @@ fn exhausted(name: &str, pool: &Pool) -> ! {
 
 /// An arenapool [`Pool`] that lives until the process exits, handing out
 /// borrowed `PoolBuf<'static>` handles: no reference count per buffer.
-pub struct StaticArenaPool {
+/// With `SIZED`, it asks for [`SIZE`] bytes
+/// (`try_acquire_with_capacity`), for a pool of several size classes.
+pub struct StaticArenaPool<const SIZED: bool = false> {
     name: String,
     pool: &'static Pool,
 }
 
-impl StaticArenaPool {
+impl<const SIZED: bool> StaticArenaPool<SIZED> {
     /// Builds the pool and leaks it (a benchmark candidate lives for the
     /// run anyway; the RSS column runs each candidate in its own process).
     ///
@@ -117,7 +123,7 @@ impl StaticArenaPool {
     }
 }
 
-impl fmt::Debug for StaticArenaPool {
+impl<const SIZED: bool> fmt::Debug for StaticArenaPool<SIZED> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StaticArenaPool")
             .field("name", &self.name)
@@ -126,7 +132,7 @@ impl fmt::Debug for StaticArenaPool {
     }
 }
 
-impl Candidate for StaticArenaPool {
+impl<const SIZED: bool> Candidate for StaticArenaPool<SIZED> {
     type Buf = PoolBuf<'static>;
 
     fn name(&self) -> String {
@@ -135,7 +141,12 @@ impl Candidate for StaticArenaPool {
 
     #[inline]
     fn acquire(&self) -> PoolBuf<'static> {
-        match self.pool.try_acquire() {
+        let buf = if SIZED {
+            self.pool.try_acquire_with_capacity(SIZE).ok().flatten()
+        } else {
+            self.pool.try_acquire()
+        };
+        match buf {
             Some(buf) => buf,
             None => exhausted(&self.name, self.pool),
         }

@@ -107,10 +107,11 @@ fn arena(name: &'static str, builder: PoolBuilder) -> Entry {
     })
 }
 
-/// An arenapool configuration with borrowed handles from a static pool.
-fn arena_static(name: &'static str, builder: PoolBuilder) -> Entry {
+/// An arenapool configuration with borrowed handles from a static pool;
+/// with `SIZED`, taken with `try_acquire_with_capacity(SIZE)`.
+fn arena_static<const SIZED: bool>(name: &'static str, builder: PoolBuilder) -> Entry {
     Entry::new(Group::Arenapool, move || {
-        StaticArenaPool::new(name, builder.clone()).map_err(|e: ArenaPoolError| e.into())
+        StaticArenaPool::<SIZED>::new(name, builder.clone()).map_err(|e: ArenaPoolError| e.into())
     })
 }
 
@@ -129,9 +130,18 @@ pub fn roster() -> Vec<Entry> {
         pool::<OPool>(),
         pool::<QueuePool>(),
         pool::<MutexPool>(),
-        arena_static("arenapool PoolBuf, cache 128", arenapool()),
+        arena_static::<false>("arenapool PoolBuf, cache 128", arenapool()),
         arena("arenapool OwnedBuf, cache 128", arenapool()),
-        arena_static("arenapool PoolBuf, no cache", arenapool().cache_size(0)),
+        // The same buffers as the middle of three size classes, asked for
+        // by size: what picking the class costs.
+        arena_static::<true>(
+            "arenapool PoolBuf, 3 classes, by size",
+            Pool::builder()
+                .class(256, 64)
+                .class(SIZE, POOL_CAPACITY)
+                .class(16 * SIZE, 4),
+        ),
+        arena_static::<false>("arenapool PoolBuf, no cache", arenapool().cache_size(0)),
         arena("arenapool OwnedBuf, no cache", arenapool().cache_size(0)),
     ]);
     entries
