@@ -81,6 +81,25 @@
 //! whose signatures cannot report it, panic. Like `Vec<u8>`, handles
 //! compare, order and hash by their filled bytes and `Borrow<[u8]>`.
 //!
+//! [`OwnedBuf::split_to`], [`split_off`](OwnedBuf::split_off) and
+//! [`freeze`](OwnedBuf::freeze) turn filled bytes into [`SharedBuf`]s:
+//! immutable views that clone and slice without copying or allocating
+//! (their count lives in the buffer's own metadata), while the owned
+//! buffer keeps writing after what it froze. The buffer goes back when the
+//! last view and the writer are gone; [`SharedBuf::try_into_mut`] makes
+//! the last view writable again.
+//!
+//! # Size classes
+//!
+//! [`PoolBuilder::class`] gives one pool several buffer sizes, each class
+//! with its own arena, growth limit, thread caches, wait queue and
+//! counters ([`Pool::class_stats`]). [`Pool::try_acquire_with_capacity`]
+//! and its owned, async and blocking forms take from the smallest class
+//! that holds the size asked for, falling up to a larger class when that
+//! one is empty ([`PoolBuilder::fall_up`]); a size above the largest class
+//! is a [`TooLarge`] error. One handle type serves every class:
+//! `capacity()` tells the size.
+//!
 //! # Exhaustion
 //!
 //! [`Pool::try_acquire`] returns `None` when the pool is empty and cannot
@@ -183,8 +202,8 @@
 //!
 //! * **A waiter's [`Waker`](std::task::Waker)** (`wait.rs`). It is *called*
 //!   when a slot is handed to a waiting task: by any release (dropping a
-//!   [`PoolBuf`], an [`OwnedBuf`], or the last [`bytes::Bytes`] of a frozen
-//!   buffer), by an acquire that takes slots back from idle threads'
+//!   [`PoolBuf`], an [`OwnedBuf`], the last [`SharedBuf`] view of a frozen
+//!   buffer or the last `bytes::Bytes` made from one), by an acquire that takes slots back from idle threads'
 //!   caches or grows the pool and frees the surplus, by a thread's exit
 //!   (its cache goes back), by a cancelled waiter passing on a slot granted
 //!   to it, and by a [`uring::Ring`] stocking its provided rings or being
