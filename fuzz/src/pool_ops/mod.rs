@@ -14,6 +14,15 @@
 //! or sent back), which lives across runs and may be told to exit (its
 //! cache then goes back to the pool) and be replaced.
 //!
+//! With `Settings::upper`, the pool is built with size classes: its own
+//! settings as the smallest class and a class of twice the size above it
+//! (falling up or not). Sized acquires (`try_*_with_capacity`) take from
+//! either, or fail with `TooLarge`; everything else, waiters included,
+//! uses the smallest class, and the larger class's buffers are modelled
+//! apart (`model::Upper`): the checks below are the smallest class's
+//! (`class_stats()[0]`), the larger class's counters and bytes are checked
+//! against its own model, and `stats()` must be the sum of both.
+//!
 //! The model keeps the bytes of every slot (a handle's and a free slot's,
 //! which persist unless `zero_on_release` clears them), each handle's
 //! length, the waiters in arrival order and how many of them were handed a
@@ -53,13 +62,14 @@ macro_rules! with {
     };
 }
 
+mod classes;
 mod model;
 mod ops;
 mod settings;
 mod thread;
 mod wakers;
 
-use model::{Handle, State};
+use model::{Handle, State, Upper};
 use ops::Op;
 use settings::Settings;
 use thread::Worker;
@@ -111,6 +121,11 @@ pub fn run(input: Input) {
     assert_eq!(pool.buffer_size(), cfg.buffer_size);
     assert_eq!(pool.alignment(), cfg.alignment);
     assert_eq!(pool.cache_size(), cfg.cache_size);
+    let sizes: Vec<usize> = pool.buffer_sizes().collect();
+    match cfg.classes {
+        None => assert_eq!(sizes, [cfg.buffer_size]),
+        Some(c) => assert_eq!(sizes, [cfg.buffer_size, c.buffer_size]),
+    }
     let limit = cfg.grow_to.unwrap_or(cfg.capacity);
     let mut st = State {
         pool: &pool,
@@ -123,6 +138,9 @@ pub fn run(input: Input) {
         reentries: Arc::default(),
         reentered: (0, 0),
         free_slots: vec![None; MAX_BUFFERS],
+        upper: cfg
+            .classes
+            .map(|c| Upper::new(c.buffer_size, c.capacity, c.fall_up)),
         capacity: cfg.capacity,
         limit,
         segments: 1,
@@ -162,28 +180,57 @@ pub fn run(input: Input) {
                 i += 1;
             }
         }
+        let zero = st.cfg.zero_on_release;
+        if let Some(u) = &mut st.upper {
+            let mut i = 0;
+            while i < u.held.len() {
+                if matches!(u.held[i].h, Handle::B(_)) {
+                    u.release(zero, i);
+                } else {
+                    i += 1;
+                }
+            }
+        }
         st.check();
         let cap = st.cap;
-        let owned: Vec<(OwnedBuf, Vec<u8>, usize)> = std::mem::take(&mut st.held)
-            .into_iter()
-            .map(|h| match h.h {
-                Handle::O(b) => (b, h.slot, h.len),
-                Handle::B(_) => unreachable!(),
-            })
-            .collect();
+        let owned = |held: Vec<model::Held<'_>>| -> Vec<(OwnedBuf, Vec<u8>, usize)> {
+            held.into_iter()
+                .map(|h| match h.h {
+                    Handle::O(b) => (b, h.slot, h.len),
+                    Handle::B(_) => unreachable!(),
+                })
+                .collect()
+        };
+        let small = owned(std::mem::take(&mut st.held));
+        let (upper_cap, upper) = match &mut st.upper {
+            Some(u) => (u.cap, owned(std::mem::take(&mut u.held))),
+            None => (0, Vec::new()),
+        };
         let groups = std::mem::take(&mut st.groups);
-        let kept = owned.len() + groups.len();
+        // The smallest class's `stats()` sums the classes; the larger
+        // class's counts its own.
+        let kept = small.len() + groups.len() + upper.len();
         drop(st);
         // That the memory goes with the last of them is checked by the
         // allocation balance test (`tests/alloc_balance.rs`).
         drop(pool);
-        for (b, slot, len) in &owned {
+        for (b, slot, len) in &small {
             assert_eq!(b.len(), *len);
             assert_eq!(b.capacity(), cap);
             assert!(b.as_full() == &slot[..]);
             assert_eq!(b.pool().stats().in_use, kept);
         }
-        drop(owned);
+        for (b, slot, len) in &upper {
+            assert_eq!(b.len(), *len);
+            assert_eq!(b.capacity(), upper_cap);
+            assert_eq!(b.pool().buffer_size(), upper_cap);
+            assert!(b.as_full() == &slot[..]);
+            assert_eq!(b.pool().stats().in_use, upper.len());
+        }
+        // The smallest class's buffers first: the larger class's keep
+        // only their own class alive.
+        drop(small);
+        drop(upper);
         for g in groups {
             for (bytes, a, b) in &g.views {
                 assert!(bytes[..] == g.slot[*a..*b], "Bytes outliving the pool");
@@ -195,6 +242,12 @@ pub fn run(input: Input) {
     // Give everything back: nothing may be left in use.
     while !st.held.is_empty() {
         st.release(st.held.len() - 1);
+    }
+    let zero = st.cfg.zero_on_release;
+    if let Some(u) = &mut st.upper {
+        while !u.held.is_empty() {
+            u.release(zero, u.held.len() - 1);
+        }
     }
     while let Some(mut g) = st.groups.pop() {
         for (bytes, a, b) in g.views.drain(..) {
@@ -216,6 +269,23 @@ pub fn run(input: Input) {
     assert!(pool.try_acquire().is_none(), "more buffers than the limit");
     st.failed += 1;
     st.check();
-    assert_eq!(pool.stats().capacity, limit);
+    assert_eq!(pool.class_stats()[0].stats.capacity, limit);
+    // And every buffer of the larger class, asked for by size, each with
+    // its bytes, and then no more, also falling up from the smallest.
+    if let Some(u) = &mut st.upper {
+        let size = u.cap;
+        for _ in 0..u.capacity {
+            let h = pool
+                .try_acquire_with_capacity(size)
+                .unwrap()
+                .expect("a free buffer of the larger class");
+            u.acquired(zero, Handle::B(h), None, 0);
+        }
+        assert!(pool.try_acquire_with_capacity(size).unwrap().is_none());
+        u.failed += 1;
+        assert!(pool.try_acquire_with_capacity(1).unwrap().is_none());
+        st.failed += 1;
+        st.check();
+    }
     st.recycle_slots();
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll, Waker};
 
-use arenapool::{Acquire, AcquireOwned, OwnedBuf, Pool, PoolBuf, SharedBuf};
+use arenapool::{Acquire, AcquireOwned, OwnedBuf, Pool, PoolBuf, SharedBuf, Stats};
 use bytes::BufMut as _;
 
 use super::settings::Resolved;
@@ -34,6 +34,13 @@ impl Handle<'_> {
     pub(super) fn filled(&self) -> &[u8] {
         with!(self, b => &b[..])
     }
+    pub(super) fn capacity(&self) -> usize {
+        with!(self, b => b.capacity())
+    }
+    /// The buffer size of the class the buffer belongs to.
+    pub(super) fn class_size(&self) -> usize {
+        with!(self, b => b.pool().buffer_size())
+    }
 }
 
 thread_local! {
@@ -46,7 +53,7 @@ thread_local! {
 }
 
 /// A slot's worth of zero bytes, for the model of a slot never written.
-fn zeroed_slot(len: usize) -> Vec<u8> {
+pub(super) fn zeroed_slot(len: usize) -> Vec<u8> {
     let mut v = SPARE
         .with_borrow_mut(Vec::pop)
         .unwrap_or_else(|| Vec::with_capacity(MAX_BUFFER_SIZE));
@@ -56,7 +63,7 @@ fn zeroed_slot(len: usize) -> Vec<u8> {
 }
 
 /// Keeps a slot buffer for a later run.
-fn recycle(slot: Vec<u8>) {
+pub(super) fn recycle(slot: Vec<u8>) {
     SPARE.with_borrow_mut(|spare| {
         if slot.capacity() >= MAX_BUFFER_SIZE && spare.len() < 2 * MAX_BUFFERS {
             spare.push(slot);
@@ -76,6 +83,7 @@ impl Held<'_> {
     pub(super) fn check(&self, cap: usize) {
         let h = &self.h;
         assert_eq!(h.len(), self.len, "len of buffer {}", h.index());
+        assert_eq!(h.class_size(), cap, "the class of buffer {}", h.index());
         with!(h, b => {
             assert_eq!(b.capacity(), cap);
             assert_eq!(b.remaining(), cap - self.len);
@@ -120,6 +128,142 @@ impl<'p> Waiter<'p> {
     }
 }
 
+/// The larger size class of a pool built with classes, modelled apart
+/// from the smallest one (`State`): the buffers taken from it by
+/// `try_acquire*_with_capacity`, the bytes of its free slots, its counters.
+/// It never grows and nothing waits in it.
+pub(super) struct Upper<'p> {
+    /// Its buffer size (twice the smallest class's).
+    pub(super) cap: usize,
+    /// Its buffers (it never grows).
+    pub(super) capacity: usize,
+    pub(super) fall_up: bool,
+    pub(super) held: Vec<Held<'p>>,
+    /// Bytes of its free slots that were used, by index (others are zero).
+    pub(super) free_slots: Vec<Option<Vec<u8>>>,
+    pub(super) failed: u64,
+    pub(super) most_out: usize,
+    pub(super) tick: usize,
+}
+
+impl<'p> Upper<'p> {
+    pub(super) fn new(cap: usize, capacity: usize, fall_up: bool) -> Self {
+        Self {
+            cap,
+            capacity,
+            fall_up,
+            held: Vec::new(),
+            free_slots: (0..capacity).map(|_| None).collect(),
+            failed: 0,
+            most_out: 0,
+            tick: 0,
+        }
+    }
+
+    /// Whether it has a free buffer.
+    pub(super) fn has_free(&self) -> bool {
+        self.held.len() < self.capacity
+    }
+
+    /// A buffer of this class came: a slot nobody holds, empty, with the
+    /// bytes it was released with. `stamp` fills the slot and keeps
+    /// `len` of it (as far as it fits).
+    pub(super) fn acquired(
+        &mut self,
+        zero_on_release: bool,
+        mut h: Handle<'p>,
+        stamp: Option<u8>,
+        len: usize,
+    ) {
+        let idx = h.index();
+        assert!(
+            (idx as usize) < self.capacity,
+            "index {idx} of the larger class not below its capacity {}",
+            self.capacity
+        );
+        assert!(
+            !self.held.iter().any(|o| o.h.index() == idx),
+            "buffer {idx} of the larger class handed out twice"
+        );
+        assert_eq!(h.len(), 0, "a fresh buffer is empty");
+        let mut slot = self.free_slots[idx as usize]
+            .take()
+            .unwrap_or_else(|| zeroed_slot(self.cap));
+        assert!(
+            h.full() == &slot[..],
+            "buffer {idx} of the larger class does not hold the bytes it was released with{}",
+            if zero_on_release {
+                " (zero_on_release: all zero)"
+            } else {
+                ""
+            }
+        );
+        let mut kept = 0;
+        if let Some(seed) = stamp {
+            slot.copy_from_slice(pattern(seed ^ idx as u8, self.cap));
+            kept = len.min(self.cap);
+            with!(&mut h, b => {
+                b.as_full_mut().copy_from_slice(&slot);
+                b.set_len(kept).unwrap();
+            });
+        }
+        let held = Held { h, len: kept, slot };
+        held.check(self.cap);
+        self.held.push(held);
+        self.most_out = self.most_out.max(self.held.len());
+    }
+
+    /// Gives buffer `i` back: checks it and drops it with the panicking
+    /// wakers armed (none may run: nothing waits in this class, and the
+    /// smallest class's waiters are not its). Its bytes persist unless
+    /// `zero_on_release`.
+    pub(super) fn release(&mut self, zero_on_release: bool, i: usize) {
+        let held = self.held.swap_remove(i);
+        held.check(self.cap);
+        let idx = held.h.index() as usize;
+        if zero_on_release {
+            recycle(held.slot);
+        } else {
+            self.free_slots[idx] = Some(held.slot);
+        }
+        expect_panic(held.h, false, "a release into the larger class");
+    }
+
+    /// Its `class_stats()` entry against the model.
+    fn check(&mut self, s: &Stats, cache_size: usize) {
+        assert_eq!(s.capacity, self.capacity, "larger class: capacity {s:?}");
+        assert_eq!(s.max_capacity, self.capacity, "larger class {s:?}");
+        assert_eq!(s.in_use, self.held.len(), "larger class: in_use {s:?}");
+        assert_eq!(s.waiting, 0, "larger class: waiting {s:?}");
+        assert_eq!(s.waits, 0, "larger class: waits {s:?}");
+        assert_eq!(s.segments, 1, "larger class: segments {s:?}");
+        assert_eq!(s.failed_acquires, self.failed, "larger class {s:?}");
+        assert!(s.in_use + s.cached <= s.capacity, "larger class {s:?}");
+        if cache_size == 0 {
+            assert_eq!(s.cached, 0, "larger class {s:?}");
+            assert_eq!(s.high_water, self.most_out, "larger class {s:?}");
+        } else {
+            assert!(s.high_water >= self.most_out, "larger class {s:?}");
+            assert!(s.high_water <= s.capacity, "larger class {s:?}");
+        }
+        let mut seen = [false; 8];
+        for h in &self.held {
+            let idx = h.h.index() as usize;
+            assert!(idx < self.capacity);
+            assert!(
+                !seen[idx],
+                "two live handles share buffer {idx} of the larger class"
+            );
+            seen[idx] = true;
+            assert_eq!(h.h.len(), h.len);
+        }
+        if !self.held.is_empty() {
+            self.tick += 1;
+            self.held[self.tick % self.held.len()].check(self.cap);
+        }
+    }
+}
+
 pub(super) struct State<'p> {
     pub(super) pool: &'p Pool,
     pub(super) cfg: Resolved,
@@ -136,7 +280,10 @@ pub(super) struct State<'p> {
     pub(super) reentered: (u64, u64),
     /// Bytes of the free slots that were used, by index (others are zero).
     pub(super) free_slots: Vec<Option<Vec<u8>>>,
-    /// Expected `stats()` counters.
+    /// The larger size class, if the pool was built with classes; all
+    /// the rest of the model is the smallest class's.
+    pub(super) upper: Option<Upper<'p>>,
+    /// Expected `class_stats()[0]` counters.
     pub(super) capacity: usize,
     pub(super) limit: usize,
     pub(super) segments: usize,
@@ -168,6 +315,14 @@ impl<'p> State<'p> {
         }
         for slot in self.free_slots.iter_mut().filter_map(Option::take) {
             recycle(slot);
+        }
+        if let Some(u) = &mut self.upper {
+            for held in u.held.drain(..) {
+                recycle(held.slot);
+            }
+            for slot in u.free_slots.iter_mut().filter_map(Option::take) {
+                recycle(slot);
+            }
         }
     }
 
@@ -282,7 +437,34 @@ impl<'p> State<'p> {
     }
 
     pub(super) fn check(&mut self) {
-        let s = self.pool.stats();
+        let classes = self.pool.class_stats();
+        let total = self.pool.stats();
+        assert_eq!(classes.len(), 1 + usize::from(self.upper.is_some()));
+        assert_eq!(classes[0].buffer_size, self.cap);
+        // `stats()` is the sum over the classes (the most threads of any,
+        // and whether any has its caches off).
+        let sum = classes[1..].iter().fold(classes[0].stats, |mut sum, c| {
+            let s = &c.stats;
+            sum.capacity += s.capacity;
+            sum.max_capacity += s.max_capacity;
+            sum.in_use += s.in_use;
+            sum.cached += s.cached;
+            sum.high_water += s.high_water;
+            sum.failed_acquires += s.failed_acquires;
+            sum.waits += s.waits;
+            sum.waiting += s.waiting;
+            sum.segments += s.segments;
+            sum.threads = sum.threads.max(s.threads);
+            sum.caches_off |= s.caches_off;
+            sum
+        });
+        assert_eq!(total, sum, "stats() is not the sum over the classes");
+        if let Some(u) = &mut self.upper {
+            assert_eq!(classes[1].buffer_size, u.cap);
+            u.check(&classes[1].stats, self.cfg.cache_size);
+        }
+        // The rest is the smallest class's.
+        let s = classes[0].stats;
         assert_eq!(s.capacity, self.capacity, "capacity {s:?}");
         assert_eq!(s.max_capacity, self.limit, "max_capacity {s:?}");
         assert_eq!(

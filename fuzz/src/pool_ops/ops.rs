@@ -125,6 +125,19 @@ pub enum Op {
         back: bool,
         exit: bool,
     },
+    /// `try_acquire_with_capacity(n)` / `try_acquire_owned_with_capacity(n)`
+    /// (`n` mostly up to twice the largest class, sometimes near
+    /// `usize::MAX`): the smallest class for `n`, falling up to the larger
+    /// one when it is empty (with `fall_up`), or `TooLarge`. `stamp` fills
+    /// the whole slot; a buffer of the larger class then keeps `n` bytes
+    /// of it (as far as they fit).
+    SizedAcquire {
+        n: u16,
+        owned: bool,
+        stamp: Option<u8>,
+    },
+    /// Drops a held buffer of the larger size class.
+    ReleaseUpper(u8),
 }
 
 impl<'p> State<'p> {
@@ -539,6 +552,16 @@ impl<'p> State<'p> {
                             self.released(idx, slot);
                         }
                     }
+                }
+            }
+            Op::SizedAcquire { n, owned, stamp } => self.sized_acquire(n, owned, stamp),
+            Op::ReleaseUpper(h) => {
+                let zero = self.cfg.zero_on_release;
+                if let Some(u) = &mut self.upper
+                    && !u.held.is_empty()
+                {
+                    let i = usize::from(h) % u.held.len();
+                    u.release(zero, i);
                 }
             }
         }
