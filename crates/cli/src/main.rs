@@ -25,6 +25,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use arenapool_alloc::Counting;
+use arenapool_server::http::{HttpConfig, HttpMode};
 use arenapool_server::load::LoadConfig;
 use arenapool_server::{Mode, ServerConfig};
 use clap::error::ErrorKind;
@@ -45,13 +46,21 @@ enum Command {
     /// The seed's table and the packet-server case study, pool vs Vec
     /// (the default); writes arenapool-report/.
     Demo(DemoArgs),
-    /// Run the packet server until Ctrl-C.
+    /// Run the packet server (or, with `--protocol http`, the HTTP/1.1
+    /// server) until Ctrl-C.
     Serve {
+        /// `udp`: the packet server; `http`: HTTP/1.1 with keep-alive and
+        /// pipelining, `GET /bytes/N` and `POST /echo`.
+        #[arg(long, value_enum, default_value = "udp")]
+        protocol: Protocol,
         /// Where buffers come from: pool, vec, or uring (pool buffers through
-        /// io_uring: provided buffer ring, multishot recvmsg; Linux).
-        /// `--io uring` says the same.
+        /// io_uring: provided buffer ring, multishot recvmsg; Linux; UDP
+        /// only). `--io uring` says the same.
         #[arg(long, visible_alias = "io", default_value = "pool")]
         mode: Mode,
+        /// HTTP: most open connections; more are accepted and closed.
+        #[arg(long, default_value_t = 10_000, value_parser = at_least_one)]
+        max_connections: usize,
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:7070")]
         bind: SocketAddr,
@@ -154,6 +163,13 @@ enum Command {
     },
 }
 
+/// What `serve` speaks.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Udp,
+    Http,
+}
+
 /// Settings the server takes, shared by `demo` and `serve`.
 #[derive(Args, Debug, Clone)]
 struct ServerArgs {
@@ -254,7 +270,39 @@ fn main() {
     })) {
         Command::Demo(args) => demo(&args),
         Command::Serve {
+            protocol: Protocol::Http,
             mode,
+            max_connections,
+            bind,
+            server,
+            duration,
+        } => {
+            let mode = match mode {
+                Mode::Pool => HttpMode::Pool,
+                Mode::Vec => HttpMode::Vec,
+                Mode::Uring => fail(
+                    USAGE,
+                    "HTTP over io_uring is not built yet: use --mode pool or --mode vec",
+                ),
+            };
+            let config = HttpConfig {
+                mode,
+                bind,
+                workers: server.workers,
+                max_connections,
+                ..HttpConfig::default()
+            };
+            if let Err(e) = config.validate() {
+                fail(USAGE, e);
+            }
+            if let Err(e) = net::serve_http(config, duration.map(seconds)) {
+                fail(1, e);
+            }
+        }
+        Command::Serve {
+            protocol: Protocol::Udp,
+            mode,
+            max_connections: _,
             bind,
             server,
             duration,

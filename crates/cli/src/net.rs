@@ -3,9 +3,93 @@
 
 use std::time::{Duration, Instant};
 
+use arenapool_server::http::{HttpConfig, HttpServer, HttpStats};
 use arenapool_server::latency::micros;
 use arenapool_server::load::{self, LoadConfig};
 use arenapool_server::{DropReason, Server, ServerConfig, ServerStats};
+
+/// Runs the HTTP server until Ctrl-C (or `duration`), printing its
+/// counters every second and a summary at the end. Raises the open-file
+/// limit first, as far as it is allowed, and says so.
+pub(crate) fn serve_http(config: HttpConfig, duration: Option<Duration>) -> Result<(), String> {
+    #[cfg(target_os = "linux")]
+    match arenapool_server::http::raise_open_files() {
+        Ok((before, after)) if before != after => {
+            println!("arenapool: open-file limit raised from {before} to {after}");
+        }
+        Ok((_, after)) => println!("arenapool: open-file limit {after}"),
+        Err(e) => println!("arenapool: open-file limit not raised: {e}"),
+    }
+    let server = HttpServer::start(config).map_err(|e| e.to_string())?;
+    println!(
+        "arenapool: HTTP on http://{} ({:?} mode, {} workers, at most {} connections); Ctrl-C stops",
+        server.local_addr(),
+        config.mode,
+        config.workers,
+        config.max_connections
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting a runtime: {e}"))?;
+    let started = Instant::now();
+    rt.block_on(async {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.tick().await;
+        let until = async {
+            match duration {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(until);
+        let mut last = HttpStats::default();
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                () = &mut until => break,
+                _ = tick.tick() => {
+                    let s = server.stats();
+                    if s != last {
+                        println!(
+                            "{:>6.1} s  requests {}  open {}  refused {}  ({}/s)",
+                            started.elapsed().as_secs_f64(),
+                            s.requests,
+                            s.open,
+                            s.refused,
+                            s.requests - last.requests
+                        );
+                        last = s;
+                    }
+                }
+            }
+        }
+    });
+    let r = server.shutdown();
+    let s = r.stats;
+    println!(
+        "arenapool: {} requests on {} connections ({} refused): {} ok, {} bad request, {} not found, \
+         {} method not allowed, {} too large, {} headers too large, {} not implemented; \
+         {} slow heads timed out, {} idle closed, {} I/O errors",
+        s.requests,
+        s.connections,
+        s.refused,
+        s.ok,
+        s.bad_request,
+        s.not_found,
+        s.method_not_allowed,
+        s.payload_too_large,
+        s.headers_too_large,
+        s.not_implemented,
+        s.header_timeouts,
+        s.idle_closed,
+        s.io_errors
+    );
+    if let Some(per) = r.allocs.allocations_per_packet() {
+        println!("arenapool: {per:.3} heap allocations per request after warm-up (workers only)");
+    }
+    Ok(())
+}
 
 /// Runs a server until Ctrl-C (or `duration`), printing its counters
 /// every second and a summary at the end.

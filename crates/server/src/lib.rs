@@ -49,6 +49,7 @@ pub mod case;
 mod chart;
 pub mod checksum;
 mod config;
+pub mod http;
 pub mod latency;
 pub mod load;
 pub mod report;

@@ -1,0 +1,494 @@
+//! A worker's accept loop and one connection's request loop, for both
+//! modes: they differ only in where the read buffer lives ([`Input`]) and
+//! where responses are put together ([`Output`]).
+
+use std::cell::Cell;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+use arenapool::{OwnedBuf, Pool};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use tokio::time::timeout;
+
+use super::parse::{self, HEAD_MAX, Limits, Parsed, Route, Status, body_byte};
+use super::{Ctx, HttpMode};
+use crate::allocs::{AllocWindow, Sample};
+
+thread_local! {
+    /// Requests this worker answered, and its allocation counters when the
+    /// warm-up ended.
+    static ANSWERED: Cell<u64> = const { Cell::new(0) };
+    static WARM: Cell<Option<Sample>> = const { Cell::new(None) };
+}
+
+/// Runs one worker: a single-threaded runtime accepting on `listener`
+/// until `stop`. Returns its allocation window.
+pub(super) fn worker(
+    listener: std::net::TcpListener,
+    ctx: Ctx,
+    stop: Arc<Notify>,
+    ready: std::sync::mpsc::Sender<io::Result<()>>,
+) -> AllocWindow {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return AllocWindow::default();
+        }
+    };
+    let ctx = Arc::new(ctx);
+    if ctx.config.warmup == 0 {
+        WARM.set(Some(Sample::now()));
+    }
+    rt.block_on(async {
+        let listener = match TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        };
+        let _ = ready.send(Ok(()));
+        loop {
+            tokio::select! {
+                _ = stop.notified() => break,
+                accepted = listener.accept() => {
+                    let Ok((stream, _)) = accepted else { continue };
+                    accept(stream, &ctx);
+                }
+            }
+        }
+    });
+    let window = match WARM.get() {
+        Some(start) => {
+            AllocWindow::between(start, Sample::now(), ANSWERED.get() - ctx.config.warmup)
+        }
+        None => AllocWindow::default(),
+    };
+    // Dropping the runtime drops the connections still open, and their
+    // buffers go back to the pool.
+    drop(rt);
+    window
+}
+
+/// Serves `stream` on its own task, or closes it at the connection cap.
+fn accept(stream: TcpStream, ctx: &Arc<Ctx>) {
+    let open = &ctx.open;
+    if open.fetch_add(1, Relaxed) >= ctx.config.max_connections {
+        open.fetch_sub(1, Relaxed);
+        ctx.counters.refused.fetch_add(1, Relaxed);
+        return; // dropping the stream closes it
+    }
+    ctx.counters.connections.fetch_add(1, Relaxed);
+    let _ = stream.set_nodelay(true);
+    let ctx = Arc::clone(ctx);
+    tokio::spawn(async move {
+        let end = match (&ctx.config.mode, &ctx.pool) {
+            (HttpMode::Pool, Some(pool)) => {
+                let input = PoolInput {
+                    pool,
+                    size: ctx.config.read_buffer,
+                    buf: None,
+                };
+                serve(stream, input, &ctx).await
+            }
+            _ => {
+                let input = VecInput {
+                    buf: vec![0; ctx.config.read_buffer],
+                    len: 0,
+                };
+                serve(stream, input, &ctx).await
+            }
+        };
+        let c = &ctx.counters;
+        match end {
+            End::Closed => {}
+            End::HeaderTimeout => {
+                c.header_timeouts.fetch_add(1, Relaxed);
+            }
+            End::Idle => {
+                c.idle_closed.fetch_add(1, Relaxed);
+            }
+            End::Io => {
+                c.io_errors.fetch_add(1, Relaxed);
+            }
+        }
+        ctx.open.fetch_sub(1, Relaxed);
+    });
+}
+
+/// Why a connection ended.
+enum End {
+    /// The peer closed it, or a request asked for (or forced) the close.
+    Closed,
+    HeaderTimeout,
+    Idle,
+    Io,
+}
+
+/// The bytes read and not yet answered.
+trait Input {
+    /// Buffer to read into, taken now if need be (pool mode waits for one).
+    async fn spare(&mut self) -> &mut [u8];
+    fn commit(&mut self, n: usize);
+    fn data(&self) -> &[u8];
+    /// Drops the first `n` bytes (answered); an empty pooled buffer goes
+    /// back to the pool.
+    fn consume(&mut self, n: usize);
+    /// Whether the buffer is full (a head that does not fit).
+    fn full(&self) -> bool;
+    /// An empty buffer that was taken but not read into goes back.
+    fn idle(&mut self);
+}
+
+struct PoolInput<'p> {
+    pool: &'p Pool,
+    size: usize,
+    buf: Option<OwnedBuf>,
+}
+
+impl Input for PoolInput<'_> {
+    async fn spare(&mut self) -> &mut [u8] {
+        if self.buf.is_none() {
+            let buf = self.pool.acquire_owned_with_capacity(self.size).await;
+            self.buf = Some(buf.expect("the pool has a read class"));
+        }
+        let buf = self.buf.as_mut().expect("just set");
+        buf.spare_mut()
+    }
+
+    fn commit(&mut self, n: usize) {
+        if let Some(b) = &mut self.buf {
+            let len = b.len() + n;
+            let _ = b.set_len(len);
+        }
+    }
+
+    fn data(&self) -> &[u8] {
+        self.buf.as_deref().unwrap_or(&[])
+    }
+
+    fn consume(&mut self, n: usize) {
+        let Some(b) = &mut self.buf else { return };
+        if n >= b.len() {
+            self.buf = None; // answered: the buffer goes back
+        } else if n > 0 {
+            let len = b.len();
+            b.copy_within(n.., 0);
+            b.truncate(len - n);
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.buf.as_ref().is_some_and(|b| b.remaining() == 0)
+    }
+
+    fn idle(&mut self) {
+        if self.buf.as_ref().is_some_and(|b| b.is_empty()) {
+            self.buf = None;
+        }
+    }
+}
+
+struct VecInput {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl Input for VecInput {
+    async fn spare(&mut self) -> &mut [u8] {
+        &mut self.buf[self.len..]
+    }
+
+    fn commit(&mut self, n: usize) {
+        self.len += n;
+    }
+
+    fn data(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    fn consume(&mut self, n: usize) {
+        let n = n.min(self.len);
+        self.buf.copy_within(n..self.len, 0);
+        self.len -= n;
+    }
+
+    fn full(&self) -> bool {
+        self.len == self.buf.len()
+    }
+
+    fn idle(&mut self) {}
+}
+
+/// Where responses are put together before they are written.
+struct Output<'p> {
+    /// Pool mode: response buffers of this class; `None`: a `Vec` each.
+    pool: Option<(&'p Pool, usize)>,
+    buf: Option<OwnedBuf>,
+    vec: Vec<u8>,
+}
+
+impl Output<'_> {
+    /// Appends `bytes`, writing out full buffers on the way.
+    async fn put(&mut self, stream: &mut TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+        match self.pool {
+            None => {
+                self.vec.extend_from_slice(bytes);
+                Ok(())
+            }
+            Some((pool, size)) => {
+                while !bytes.is_empty() {
+                    if self.buf.as_ref().is_none_or(|b| b.remaining() == 0) {
+                        self.flush(stream).await?;
+                        let b = pool.acquire_owned_with_capacity(size).await;
+                        self.buf = Some(b.expect("the pool has a response class"));
+                    }
+                    let b = self.buf.as_mut().expect("just set");
+                    let n = bytes.len().min(b.remaining());
+                    b.extend_from_slice(&bytes[..n])
+                        .expect("fits: n <= remaining");
+                    bytes = &bytes[n..];
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Appends `n` bytes of the `/bytes/N` body.
+    async fn put_body(&mut self, stream: &mut TcpStream, n: usize) -> io::Result<()> {
+        let mut chunk = [0u8; 1024];
+        let mut done = 0;
+        while done < n {
+            let k = (n - done).min(chunk.len());
+            for (i, b) in chunk[..k].iter_mut().enumerate() {
+                *b = body_byte(done + i);
+            }
+            self.put(stream, &chunk[..k]).await?;
+            done += k;
+        }
+        Ok(())
+    }
+
+    /// Writes out what is there. A pooled buffer goes back to the pool.
+    async fn flush(&mut self, stream: &mut TcpStream) -> io::Result<()> {
+        if let Some(b) = self.buf.take()
+            && !b.is_empty()
+        {
+            stream.write_all(&b).await?;
+        }
+        if !self.vec.is_empty() {
+            stream.write_all(&self.vec).await?;
+            // A fresh `Vec` per response, as typical code has.
+            self.vec = Vec::new();
+        }
+        Ok(())
+    }
+
+    /// A response head.
+    async fn head(
+        &mut self,
+        stream: &mut TcpStream,
+        status: Status,
+        len: usize,
+        keep_alive: bool,
+        http10: bool,
+    ) -> io::Result<usize> {
+        let mut head = [0u8; HEAD_MAX];
+        let n = parse::write_head(&mut head, status, len, keep_alive, http10);
+        if self.pool.is_none() {
+            // Vec mode: each response in a `Vec` of its own, sized for it.
+            self.flush(stream).await?;
+            self.vec = Vec::with_capacity(n + len);
+        }
+        self.put(stream, &head[..n]).await?;
+        Ok(n)
+    }
+}
+
+/// The request loop of one connection.
+async fn serve(mut stream: TcpStream, mut input: impl Input, ctx: &Ctx) -> End {
+    let cfg = &ctx.config;
+    let limits = Limits {
+        max_body: cfg.max_body,
+        max_bytes: cfg.max_bytes,
+    };
+    let mut out = Output {
+        pool: ctx.pool.as_ref().map(|p| (p, 2 * cfg.read_buffer)),
+        buf: None,
+        vec: Vec::new(),
+    };
+    // When the request head now being read started to arrive.
+    let mut head_since: Option<Instant> = None;
+    loop {
+        // Answer every complete request in the buffer.
+        loop {
+            let data = input.data();
+            if data.is_empty() {
+                break;
+            }
+            match parse::parse(data, limits) {
+                Parsed::Partial => {
+                    if input.full() {
+                        return refuse(&mut stream, &mut out, Status::HeadersTooLarge, ctx).await;
+                    }
+                    head_since.get_or_insert_with(Instant::now);
+                    break;
+                }
+                Parsed::Refuse(status) => return refuse(&mut stream, &mut out, status, ctx).await,
+                Parsed::Request(req) => {
+                    head_since = None;
+                    input.consume(req.head_len);
+                    let status = match req.route {
+                        Route::Bytes(_) | Route::Echo => Status::Ok,
+                        Route::NotFound => Status::NotFound,
+                        Route::WrongMethod => Status::MethodNotAllowed,
+                    };
+                    let len = match req.route {
+                        Route::Bytes(n) => n,
+                        Route::Echo => req.body_len,
+                        _ => 0,
+                    };
+                    let r: io::Result<usize> = async {
+                        let head = out
+                            .head(&mut stream, status, len, req.keep_alive, req.http10)
+                            .await?;
+                        match req.route {
+                            Route::Bytes(n) => out.put_body(&mut stream, n).await?,
+                            Route::Echo => {
+                                echo(&mut stream, &mut input, &mut out, req.body_len, true).await?
+                            }
+                            _ => {
+                                echo(&mut stream, &mut input, &mut out, req.body_len, false).await?
+                            }
+                        }
+                        Ok(head + len)
+                    }
+                    .await;
+                    match r {
+                        Ok(bytes) => ctx.counters.answered(status, bytes),
+                        Err(_) => return End::Io,
+                    }
+                    note_answered(cfg.warmup);
+                    if !req.keep_alive {
+                        return match out.flush(&mut stream).await {
+                            Ok(()) => close(&mut stream).await,
+                            Err(_) => End::Io,
+                        };
+                    }
+                }
+            }
+        }
+        if out.flush(&mut stream).await.is_err() {
+            return End::Io;
+        }
+        input.idle();
+        // Wait for more: a head in progress has until its deadline, an
+        // idle connection `idle_timeout`.
+        let wait = match head_since {
+            Some(t) => cfg.header_timeout.saturating_sub(t.elapsed()),
+            None => cfg.idle_timeout,
+        };
+        match timeout(wait, stream.readable()).await {
+            Err(_) => {
+                return if head_since.is_some() {
+                    End::HeaderTimeout
+                } else {
+                    End::Idle
+                };
+            }
+            Ok(Err(_)) => return End::Io,
+            Ok(Ok(())) => {}
+        }
+        let spare = input.spare().await;
+        match stream.try_read(spare) {
+            Ok(0) => return End::Closed,
+            Ok(n) => {
+                input.commit(n);
+                head_since.get_or_insert_with(Instant::now);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => input.idle(),
+            Err(_) => return End::Io,
+        }
+    }
+}
+
+/// Copies (`keep`) or skips a body of `len` bytes: first what the read
+/// buffer holds, then straight from the socket.
+async fn echo(
+    stream: &mut TcpStream,
+    input: &mut impl Input,
+    out: &mut Output<'_>,
+    len: usize,
+    keep: bool,
+) -> io::Result<()> {
+    let mut left = len;
+    while left > 0 {
+        if input.data().is_empty() {
+            stream.readable().await?;
+            let spare = input.spare().await;
+            match stream.try_read(spare) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => input.commit(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        let n = input.data().len().min(left);
+        if keep {
+            // Through a stack chunk: the input and output buffers are
+            // both borrowed from their holders.
+            let mut chunk = [0u8; 1024];
+            let mut done = 0;
+            while done < n {
+                let k = (n - done).min(chunk.len());
+                chunk[..k].copy_from_slice(&input.data()[done..done + k]);
+                out.put(stream, &chunk[..k]).await?;
+                done += k;
+            }
+        }
+        input.consume(n);
+        left -= n;
+    }
+    Ok(())
+}
+
+/// Answers `status` with an empty body and closes the connection.
+async fn refuse(stream: &mut TcpStream, out: &mut Output<'_>, status: Status, ctx: &Ctx) -> End {
+    let r = async {
+        let n = out.head(stream, status, 0, false, false).await?;
+        out.flush(stream).await?;
+        Ok::<_, io::Error>(n)
+    }
+    .await;
+    match r {
+        Ok(n) => {
+            ctx.counters.answered(status, n);
+            close(stream).await
+        }
+        Err(_) => End::Io,
+    }
+}
+
+/// Closes our side after the answer went out.
+async fn close(stream: &mut TcpStream) -> End {
+    let _ = stream.shutdown().await;
+    End::Closed
+}
+
+/// Counts an answered request on this worker; the allocation window
+/// starts when the warm-up ends.
+fn note_answered(warmup: u64) {
+    let n = ANSWERED.get() + 1;
+    ANSWERED.set(n);
+    if n == warmup {
+        WARM.set(Some(Sample::now()));
+    }
+}
