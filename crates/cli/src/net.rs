@@ -28,43 +28,22 @@ pub(crate) fn serve_http(config: HttpConfig, duration: Option<Duration>) -> Resu
         config.workers,
         config.max_connections
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("starting a runtime: {e}"))?;
     let started = Instant::now();
-    rt.block_on(async {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.tick().await;
-        let until = async {
-            match duration {
-                Some(d) => tokio::time::sleep(d).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::pin!(until);
-        let mut last = HttpStats::default();
-        loop {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => break,
-                () = &mut until => break,
-                _ = tick.tick() => {
-                    let s = server.stats();
-                    if s != last {
-                        println!(
-                            "{:>6.1} s  requests {}  open {}  refused {}  ({}/s)",
-                            started.elapsed().as_secs_f64(),
-                            s.requests,
-                            s.open,
-                            s.refused,
-                            s.requests - last.requests
-                        );
-                        last = s;
-                    }
-                }
-            }
+    let mut last = HttpStats::default();
+    every_second_until(duration, || {
+        let s = server.stats();
+        if s != last {
+            println!(
+                "{:>6.1} s  requests {}  open {}  refused {}  ({}/s)",
+                started.elapsed().as_secs_f64(),
+                s.requests,
+                s.open,
+                s.refused,
+                s.requests - last.requests
+            );
+            last = s;
         }
-    });
+    })?;
     let r = server.shutdown();
     let s = r.stats;
     println!(
@@ -91,6 +70,33 @@ pub(crate) fn serve_http(config: HttpConfig, duration: Option<Duration>) -> Resu
     Ok(())
 }
 
+/// Calls `tick` every second until Ctrl-C or `duration`.
+fn every_second_until(duration: Option<Duration>, mut tick: impl FnMut()) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting a runtime: {e}"))?;
+    rt.block_on(async {
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        every.tick().await;
+        let until = async {
+            match duration {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(until);
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                () = &mut until => break,
+                _ = every.tick() => tick(),
+            }
+        }
+    });
+    Ok(())
+}
+
 /// Runs a server until Ctrl-C (or `duration`), printing its counters
 /// every second and a summary at the end.
 pub(crate) fn serve(config: ServerConfig, duration: Option<Duration>) -> Result<(), String> {
@@ -107,42 +113,21 @@ pub(crate) fn serve(config: ServerConfig, duration: Option<Duration>) -> Result<
             String::new()
         }
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("starting a runtime: {e}"))?;
     let started = Instant::now();
-    rt.block_on(async {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.tick().await;
-        let until = async {
-            match duration {
-                Some(d) => tokio::time::sleep(d).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::pin!(until);
-        let mut last = ServerStats::default();
-        loop {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => break,
-                () = &mut until => break,
-                _ = tick.tick() => {
-                    let s = server.stats();
-                    if s != last {
-                        println!(
-                            "{:>6.1} s  replied {}  dropped {}  ({}/s)",
-                            started.elapsed().as_secs_f64(),
-                            s.replied,
-                            s.drops.total(),
-                            s.handled() - last.handled()
-                        );
-                        last = s;
-                    }
-                }
-            }
+    let mut last = ServerStats::default();
+    every_second_until(duration, || {
+        let s = server.stats();
+        if s != last {
+            println!(
+                "{:>6.1} s  replied {}  dropped {}  ({}/s)",
+                started.elapsed().as_secs_f64(),
+                s.replied,
+                s.drops.total(),
+                s.handled() - last.handled()
+            );
+            last = s;
         }
-    });
+    })?;
     let report = server.shutdown();
     println!("{}", stats_text(&report.stats));
     if let Some(pool) = report.pool {

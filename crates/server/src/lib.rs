@@ -59,6 +59,7 @@ mod stats;
 #[cfg(target_os = "linux")]
 mod uring;
 pub mod wire;
+mod workers;
 
 pub use allocs::{AllocWindow, counting_installed};
 pub use buffers::{Mode, UnknownMode};

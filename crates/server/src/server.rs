@@ -247,17 +247,8 @@ impl Server {
             });
         }
         drop(ready_tx);
-        for _ in 0..config.workers {
-            match ready_rx.recv() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(io_err("starting a worker's runtime or ring")(e)),
-                Err(_) => {
-                    return Err(io_err("starting a worker")(io::Error::other(
-                        "a worker thread exited during start-up",
-                    )));
-                }
-            }
-        }
+        crate::workers::wait_ready(&ready_rx, config.workers)
+            .map_err(|(what, e)| io_err(format!("{what} or ring"))(e))?;
         Ok(server)
     }
 

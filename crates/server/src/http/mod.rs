@@ -380,17 +380,8 @@ impl HttpServer {
             });
         }
         drop(ready_tx);
-        for _ in 0..config.workers {
-            match ready_rx.recv() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(io_err("starting a worker's runtime")(e)),
-                Err(_) => {
-                    return Err(io_err("starting a worker")(io::Error::other(
-                        "a worker thread exited during start-up",
-                    )));
-                }
-            }
-        }
+        crate::workers::wait_ready(&ready_rx, config.workers)
+            .map_err(|(what, e)| io_err(what)(e))?;
         Ok(server)
     }
 
