@@ -70,6 +70,14 @@ fn acquire(c: &mut Criterion) {
     g.finish();
 
     let mut g = c.benchmark_group("freeze");
+    // The plain round trip, in the same group: what freezing adds to it.
+    g.bench_function("pool_round_trip", |b| {
+        b.iter(|| {
+            let mut buf = pool.try_acquire_owned().unwrap();
+            buf.extend_from_slice(black_box(&TOUCH)).unwrap();
+            black_box(&mut buf);
+        })
+    });
     g.bench_function("pool_freeze_clone_slice", |b| {
         b.iter(|| {
             let mut buf = pool.try_acquire_owned().unwrap();
