@@ -55,9 +55,10 @@ enum Command {
         protocol: Protocol,
         /// Where buffers come from: pool, vec, or uring (pool buffers through
         /// io_uring: provided buffer ring, multishot recvmsg; Linux; UDP
-        /// only). `--io uring` says the same.
+        /// only); for HTTP also hyper (hyper serving the same routes, the
+        /// reference). `--io uring` says the same.
         #[arg(long, visible_alias = "io", default_value = "pool")]
-        mode: Mode,
+        mode: String,
         /// HTTP: most open connections; more are accepted and closed.
         #[arg(long, default_value_t = 10_000, value_parser = at_least_one)]
         max_connections: usize,
@@ -277,13 +278,12 @@ fn main() {
             server,
             duration,
         } => {
-            let mode = match mode {
-                Mode::Pool => HttpMode::Pool,
-                Mode::Vec => HttpMode::Vec,
-                Mode::Uring => fail(
+            let mode = match mode.as_str() {
+                "uring" => fail(
                     USAGE,
-                    "HTTP over io_uring is not built yet: use --mode pool or --mode vec",
+                    "HTTP over io_uring is not built yet: use --mode pool, vec or hyper",
                 ),
+                m => m.parse::<HttpMode>().unwrap_or_else(|e| fail(USAGE, e)),
             };
             let config = HttpConfig {
                 mode,
@@ -307,6 +307,7 @@ fn main() {
             server,
             duration,
         } => {
+            let mode: Mode = mode.parse().unwrap_or_else(|e| fail(USAGE, e));
             let config = server.apply(ServerConfig {
                 mode,
                 bind,

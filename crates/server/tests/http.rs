@@ -357,3 +357,21 @@ fn idle_connections_hold_no_pooled_buffer() {
     drop(conns);
     server.shutdown();
 }
+
+/// The reference mode serves the same routes, keep-alive and pipelined.
+#[test]
+fn hyper_mode_serves_the_same_routes() {
+    let server = start(HttpMode::Hyper, |_| {});
+    let s = connect(&server);
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut w = s;
+    w.write_all(b"GET /bytes/30 HTTP/1.1\r\n\r\nPOST /echo HTTP/1.1\r\nContent-Length: 4\r\n\r\npingGET /nope HTTP/1.1\r\n\r\n")
+        .unwrap();
+    let a = read_answer(&mut r).unwrap();
+    assert_eq!((a.code, a.body), (200, alphabet(30)));
+    let a = read_answer(&mut r).unwrap();
+    assert_eq!((a.code, a.body), (200, b"ping".to_vec()));
+    assert_eq!(read_answer(&mut r).unwrap().code, 404);
+    let s = server.shutdown().stats;
+    assert_eq!((s.requests, s.ok, s.not_found), (3, 2, 1));
+}

@@ -1,5 +1,6 @@
 //! The HTTP server against clients nobody here wrote: wrk and h2load
-//! (`--h1`), for a few seconds each, in both modes. Each client must see
+//! (`--h1`), for a few seconds each, in all three modes (hyper's the
+//! reference). Each client must see
 //! no error and only 200s, and the server's counters must agree with what
 //! the client reports. Without the tools (Debian: `apt-get install wrk
 //! nghttp2-client`) the tests skip, which fails in strict mode
@@ -48,7 +49,7 @@ fn wrk_sees_no_errors_and_the_counts_agree() {
     if !have("wrk") {
         return;
     }
-    for mode in [HttpMode::Pool, HttpMode::Vec] {
+    for mode in [HttpMode::Pool, HttpMode::Vec, HttpMode::Hyper] {
         let server = server(mode);
         let url = format!("http://{}/bytes/128", server.local_addr());
         let out = Command::new("wrk")
@@ -87,7 +88,7 @@ fn h2load_sees_no_errors_and_the_counts_agree() {
     if !have("h2load") {
         return;
     }
-    for mode in [HttpMode::Pool, HttpMode::Vec] {
+    for mode in [HttpMode::Pool, HttpMode::Vec, HttpMode::Hyper] {
         let server = server(mode);
         for path in ["/bytes/128", "/bytes/16384"] {
             let url = format!("http://{}{path}", server.local_addr());

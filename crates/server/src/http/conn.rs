@@ -89,6 +89,13 @@ fn accept(stream: TcpStream, ctx: &Arc<Ctx>) {
     ctx.counters.connections.fetch_add(1, Relaxed);
     let _ = stream.set_nodelay(true);
     let ctx = Arc::clone(ctx);
+    if ctx.config.mode == HttpMode::Hyper {
+        tokio::spawn(async move {
+            super::hyper_mode::serve(stream, Arc::clone(&ctx)).await;
+            ctx.open.fetch_sub(1, Relaxed);
+        });
+        return;
+    }
     tokio::spawn(async move {
         let end = match (&ctx.config.mode, &ctx.pool) {
             (HttpMode::Pool, Some(pool)) => {
@@ -485,7 +492,7 @@ async fn close(stream: &mut TcpStream) -> End {
 
 /// Counts an answered request on this worker; the allocation window
 /// starts when the warm-up ends.
-fn note_answered(warmup: u64) {
+pub(super) fn note_answered(warmup: u64) {
     let n = ANSWERED.get() + 1;
     ANSWERED.set(n);
     if n == warmup {

@@ -23,6 +23,7 @@
 //! new connections, counted.
 
 mod conn;
+mod hyper_mode;
 mod parse;
 
 use std::io;
@@ -48,6 +49,11 @@ pub enum HttpMode {
     Pool,
     /// A `Vec` read buffer per connection and a `Vec` per response.
     Vec,
+    /// hyper serving the same routes: the reference (its own buffers).
+    /// Its refusals differ: hyper answers what it parses itself (a bad
+    /// head, an oversized one) before the routes see it, and counts only
+    /// reach the routes' statuses.
+    Hyper,
 }
 
 impl std::str::FromStr for HttpMode {
@@ -56,7 +62,8 @@ impl std::str::FromStr for HttpMode {
         match s {
             "pool" => Ok(HttpMode::Pool),
             "vec" => Ok(HttpMode::Vec),
-            _ => Err(format!("unknown HTTP mode {s:?}: pool or vec")),
+            "hyper" => Ok(HttpMode::Hyper),
+            _ => Err(format!("unknown HTTP mode {s:?}: pool, vec or hyper")),
         }
     }
 }
@@ -343,7 +350,7 @@ impl HttpServer {
                         .build()?,
                 )
             }
-            HttpMode::Vec => None,
+            HttpMode::Vec | HttpMode::Hyper => None,
         };
         let listeners = bind(config.bind, config.workers)?;
         let local_addr = listeners[0]
