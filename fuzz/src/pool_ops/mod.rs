@@ -8,8 +8,10 @@
 //! queue when the pool is exhausted), releases, writes of every kind
 //! (`extend_from_slice`, `set_len`, `truncate`, `clear`, `as_full_mut`,
 //! `spare_mut`, `DerefMut`, `bytes::BufMut`, `io::Write`), growth up to
-//! `grow_to`, `freeze` into `SharedBuf` views with clones, slices and
-//! `try_into_mut`, and hand-offs of
+//! `grow_to`, `freeze` into `SharedBuf` views with clones, slices, splits,
+//! truncation and `try_into_mut`, `split_to` / `split_off` of an owned
+//! handle that keeps writing in what is left of its slot (`split`), and
+//! hand-offs of
 //! handles and views to a worker thread (dropped there, into its cache,
 //! or sent back), which lives across runs and may be told to exit (its
 //! cache then goes back to the pool) and be replaced.
@@ -45,7 +47,8 @@
 //! and the errors they must give), `model` (the handles, the model's state
 //! and the check after every operation), `ops` (the operations: to add one,
 //! add a variant to [`ops::Op`] and its arm in `State::op`, updating the
-//! model), `thread` (the worker thread, and what runs on it in a hand-off).
+//! model), `split` (the operations on views, and the splits of a writer),
+//! `thread` (the worker thread, and what runs on it in a hand-off).
 
 use std::sync::Arc;
 
@@ -66,6 +69,7 @@ mod classes;
 mod model;
 mod ops;
 mod settings;
+mod split;
 mod thread;
 mod wakers;
 
@@ -193,10 +197,11 @@ pub fn run(input: Input) {
         }
         st.check();
         let cap = st.cap;
+        // Each with the model's bytes of its region and its length.
         let owned = |held: Vec<model::Held<'_>>| -> Vec<(OwnedBuf, Vec<u8>, usize)> {
             held.into_iter()
                 .map(|h| match h.h {
-                    Handle::O(b) => (b, h.slot, h.len),
+                    Handle::O(b) => (b, h.slot[h.off..h.off + h.rcap].to_vec(), h.len),
                     Handle::B(_) => unreachable!(),
                 })
                 .collect()
@@ -206,17 +211,19 @@ pub fn run(input: Input) {
             Some(u) => (u.cap, owned(std::mem::take(&mut u.held))),
             None => (0, Vec::new()),
         };
+        let frozen = st.frozen();
         let groups = std::mem::take(&mut st.groups);
         // The smallest class's `stats()` sums the classes; the larger
-        // class's counts its own.
-        let kept = small.len() + groups.len() + upper.len();
+        // class's counts its own. A split writer's slot counts once.
+        let kept = small.len() + frozen + upper.len();
         drop(st);
         // That the memory goes with the last of them is checked by the
         // allocation balance test (`tests/alloc_balance.rs`).
         drop(pool);
         for (b, slot, len) in &small {
             assert_eq!(b.len(), *len);
-            assert_eq!(b.capacity(), cap);
+            assert_eq!(b.capacity(), slot.len());
+            assert_eq!(b.pool().buffer_size(), cap);
             assert!(b.as_full() == &slot[..]);
             assert_eq!(b.pool().stats().in_use, kept);
         }

@@ -77,30 +77,60 @@ pub(super) struct Held<'p> {
     pub(super) len: usize,
     /// The whole slot.
     pub(super) slot: Vec<u8>,
+    /// The handle's region of the slot: `rcap` bytes from `off` (the whole
+    /// slot, unless `split_to` / `split_off` froze part of it, or it came
+    /// from `try_into_mut` of a view that started late).
+    pub(super) off: usize,
+    pub(super) rcap: usize,
 }
 
-impl Held<'_> {
+impl<'p> Held<'p> {
+    /// A handle of the whole slot.
+    pub(super) fn new(h: Handle<'p>, len: usize, slot: Vec<u8>) -> Self {
+        let rcap = slot.len();
+        Self {
+            h,
+            len,
+            slot,
+            off: 0,
+            rcap,
+        }
+    }
+
+    /// The model's bytes of its region.
+    pub(super) fn region(&mut self) -> &mut [u8] {
+        &mut self.slot[self.off..self.off + self.rcap]
+    }
+
     pub(super) fn check(&self, cap: usize) {
         let h = &self.h;
+        let rc = self.rcap;
+        assert!(self.off + rc <= cap && self.len <= rc);
         assert_eq!(h.len(), self.len, "len of buffer {}", h.index());
         assert_eq!(h.class_size(), cap, "the class of buffer {}", h.index());
         with!(h, b => {
-            assert_eq!(b.capacity(), cap);
-            assert_eq!(b.remaining(), cap - self.len);
+            assert_eq!(b.capacity(), rc, "capacity of buffer {} (region at {})", h.index(), self.off);
+            assert_eq!(b.remaining(), rc - self.len);
             assert_eq!(b.is_empty(), self.len == 0);
-            assert_eq!(b.remaining_mut(), cap - self.len);
+            assert_eq!(b.remaining_mut(), rc - self.len);
         });
-        assert!(h.full() == &self.slot[..], "bytes of buffer {}", h.index());
-        assert!(h.filled() == &self.slot[..self.len]);
+        let region = &self.slot[self.off..self.off + rc];
+        assert!(h.full() == region, "bytes of buffer {}", h.index());
+        assert!(h.filled() == &region[..self.len]);
     }
 }
 
 /// A frozen buffer: every view (`SharedBuf`) that still shares it, with
-/// the range of the slot each one shows.
+/// the range of the slot each one shows; `writer` while its `OwnedBuf`
+/// (split, not frozen) is still held, which then counts the slot in
+/// `in_use`, owns the slot's bytes outside the views, and keeps the slot
+/// out of the pool. A group with a writer always has a view (it goes with
+/// its last one).
 pub(super) struct Group {
     pub(super) idx: u32,
     pub(super) slot: Vec<u8>,
     pub(super) views: Vec<(SharedBuf, usize, usize)>,
+    pub(super) writer: bool,
 }
 
 pub(super) enum Future<'p> {
@@ -207,7 +237,7 @@ impl<'p> Upper<'p> {
                 b.set_len(kept).unwrap();
             });
         }
-        let held = Held { h, len: kept, slot };
+        let held = Held::new(h, kept, slot);
         held.check(self.cap);
         self.held.push(held);
         self.most_out = self.most_out.max(self.held.len());
@@ -297,7 +327,17 @@ pub(super) struct State<'p> {
 
 impl<'p> State<'p> {
     pub(super) fn out(&self) -> usize {
-        self.held.len() + self.groups.len() + self.granted
+        self.held.len() + self.frozen() + self.granted
+    }
+
+    /// Frozen slots: the groups whose writer is gone.
+    pub(super) fn frozen(&self) -> usize {
+        self.groups.iter().filter(|g| !g.writer).count()
+    }
+
+    /// The group of views of the slot of a held writer, if it has one.
+    pub(super) fn writer_group(&self, idx: u32) -> Option<usize> {
+        self.groups.iter().position(|g| g.writer && g.idx == idx)
     }
 
     /// A slot's bytes as it comes out of the pool (it is no longer free).
@@ -345,7 +385,7 @@ impl<'p> State<'p> {
         self.held
             .iter()
             .map(|h| h.h.index())
-            .chain(self.groups.iter().map(|g| g.idx))
+            .chain(self.groups.iter().filter(|g| !g.writer).map(|g| g.idx))
     }
 
     /// A fresh handle: a slot nobody else holds, with the bytes the model
@@ -376,7 +416,7 @@ impl<'p> State<'p> {
             slot.copy_from_slice(pattern(seed ^ idx as u8, self.cap));
             with!(&mut h, b => b.as_full_mut().copy_from_slice(&slot));
         }
-        self.held.push(Held { h, len: 0, slot });
+        self.held.push(Held::new(h, 0, slot));
         self.most_out = self.most_out.max(self.out());
     }
 
@@ -424,6 +464,16 @@ impl<'p> State<'p> {
         let held = self.held.swap_remove(i);
         held.check(self.cap);
         let idx = held.h.index();
+        if matches!(held.h, Handle::O(_))
+            && let Some(g) = self.writer_group(idx)
+        {
+            // Views are left: they keep the slot, with the writer's bytes.
+            let group = &mut self.groups[g];
+            group.writer = false;
+            recycle(std::mem::replace(&mut group.slot, held.slot));
+            expect_panic(held.h, false, "a writer whose views are left");
+            return;
+        }
         let panics = self.released(idx, held.slot);
         expect_panic(held.h, panics, "a release");
     }
@@ -472,7 +522,7 @@ impl<'p> State<'p> {
             self.out(),
             "in_use: {} held, {} frozen, {} handed to waiters; {s:?}",
             self.held.len(),
-            self.groups.len(),
+            self.frozen(),
             self.granted
         );
         assert_eq!(
@@ -513,6 +563,16 @@ impl<'p> State<'p> {
         }
         for h in &self.held {
             assert_eq!(h.h.len(), h.len);
+        }
+        for g in self.groups.iter().filter(|g| g.writer) {
+            assert!(!g.views.is_empty(), "a writer's group without views");
+            assert!(
+                self.held
+                    .iter()
+                    .any(|h| matches!(h.h, Handle::O(_)) && h.h.index() == g.idx),
+                "the writer of buffer {} is not held",
+                g.idx
+            );
         }
         if !self.held.is_empty() {
             self.tick += 1;

@@ -9,7 +9,7 @@ use bytes::BufMut;
 
 use arenapool::CapacityError;
 
-use super::model::{Future, Group, Handle, Held, State, Waiter};
+use super::model::{Future, Handle, Held, State, Waiter};
 use super::thread::{Worker, on_thread};
 use super::wakers::{self, Kind, expect_panic};
 use crate::pattern;
@@ -94,10 +94,12 @@ pub enum Op {
     /// `OwnedBuf::freeze` into a `SharedBuf`.
     Freeze(u8),
     /// `SharedBuf::try_into_mut`: must succeed exactly when the view is
-    /// its buffer's only one; the writable buffer is checked and dropped.
+    /// its buffer's only one and no writer is left; the writable buffer is
+    /// checked and kept as a held handle (`keep`) or dropped.
     TryIntoMut {
         g: u8,
         v: u8,
+        keep: bool,
     },
     CloneView {
         g: u8,
@@ -124,6 +126,36 @@ pub enum Op {
         write: Option<(u16, u8)>,
         back: bool,
         exit: bool,
+    },
+    /// `OwnedBuf::split_to(at % (len + 1))`: the front becomes a view of
+    /// the slot, the handle writes on after it.
+    SplitTo {
+        h: u8,
+        at: u16,
+    },
+    /// `OwnedBuf::split_off(at % (len + 1))`: the tail becomes a view, the
+    /// handle's region ends at `at`.
+    SplitOff {
+        h: u8,
+        at: u16,
+    },
+    /// `SharedBuf::split_to(at % (len + 1))`.
+    ViewSplitTo {
+        g: u8,
+        v: u8,
+        at: u16,
+    },
+    /// `SharedBuf::split_off(at % (len + 1))`.
+    ViewSplitOff {
+        g: u8,
+        v: u8,
+        at: u16,
+    },
+    /// `SharedBuf::truncate(n % (len + 2))`.
+    TruncateView {
+        g: u8,
+        v: u8,
+        n: u16,
     },
     /// `try_acquire_with_capacity(n)` / `try_acquire_owned_with_capacity(n)`
     /// (`n` mostly up to twice the largest class, sometimes near
@@ -257,19 +289,20 @@ impl<'p> State<'p> {
             Op::Extend { h, len, seed } => {
                 if let Some(i) = self.pick(h) {
                     let held = &mut self.held[i];
-                    let data = pattern(seed, usize::from(len) % (cap + 16));
+                    let rc = held.rcap;
+                    let data = pattern(seed, usize::from(len) % (rc + 16));
                     let r = with!(&mut held.h, b => b.extend_from_slice(data));
-                    let end = held.len + data.len();
-                    if end <= cap {
+                    let (len, end) = (held.len, held.len + data.len());
+                    if end <= rc {
                         assert_eq!(r, Ok(()));
-                        held.slot[held.len..end].copy_from_slice(data);
+                        held.region()[len..end].copy_from_slice(data);
                         held.len = end;
                     } else {
                         assert_eq!(
                             r,
                             Err(CapacityError {
                                 requested: end,
-                                capacity: cap
+                                capacity: rc
                             })
                         );
                     }
@@ -279,9 +312,10 @@ impl<'p> State<'p> {
             Op::SetLen { h, len } => {
                 if let Some(i) = self.pick(h) {
                     let held = &mut self.held[i];
-                    let len = usize::from(len) % (cap + 16);
+                    let rc = held.rcap;
+                    let len = usize::from(len) % (rc + 16);
                     let r = with!(&mut held.h, b => b.set_len(len));
-                    if len <= cap {
+                    if len <= rc {
                         assert_eq!(r, Ok(()));
                         held.len = len;
                     } else {
@@ -289,7 +323,7 @@ impl<'p> State<'p> {
                             r,
                             Err(CapacityError {
                                 requested: len,
-                                capacity: cap
+                                capacity: rc
                             })
                         );
                     }
@@ -299,7 +333,7 @@ impl<'p> State<'p> {
             Op::Truncate { h, len } => {
                 if let Some(i) = self.pick(h) {
                     let held = &mut self.held[i];
-                    let len = usize::from(len) % (cap + 16);
+                    let len = usize::from(len) % (held.rcap + 16);
                     with!(&mut held.h, b => b.truncate(len));
                     held.len = held.len.min(len);
                     held.check(cap);
@@ -307,24 +341,32 @@ impl<'p> State<'p> {
             }
             Op::Clear(h) => {
                 if let Some(i) = self.pick(h) {
+                    // The whole slot comes back once no view of it is left.
+                    let whole = self.writer_group(self.held[i].h.index()).is_none();
                     let held = &mut self.held[i];
                     with!(&mut held.h, b => b.clear());
                     held.len = 0;
+                    if whole {
+                        held.off = 0;
+                        held.rcap = cap;
+                    }
                     held.check(cap);
                 }
             }
             Op::FillFull { h, len, seed } => {
                 if let Some(i) = self.pick(h) {
                     let held = &mut self.held[i];
-                    let data = pattern(seed, cap);
+                    let rc = held.rcap;
+                    let data = pattern(seed, rc);
+                    let (off, slot) = (held.off, &mut held.slot);
                     with!(&mut held.h, b => {
                         let full = b.as_full_mut();
-                        assert_eq!(full.len(), cap);
-                        assert!(*full == held.slot[..], "as_full_mut shows other bytes");
+                        assert_eq!(full.len(), rc);
+                        assert!(*full == slot[off..off + rc], "as_full_mut shows other bytes");
                         full.copy_from_slice(data);
                     });
-                    held.slot.copy_from_slice(data);
-                    let len = usize::from(len) % (cap + 1);
+                    held.region().copy_from_slice(data);
+                    let len = usize::from(len) % (rc + 1);
                     with!(&mut held.h, b => b.set_len(len)).unwrap();
                     held.len = len;
                     held.check(cap);
@@ -333,16 +375,17 @@ impl<'p> State<'p> {
             Op::FillSpare { h, n, seed, commit } => {
                 if let Some(i) = self.pick(h) {
                     let held = &mut self.held[i];
-                    let n = usize::from(n) % (cap - held.len + 1);
+                    let (rc, len) = (held.rcap, held.len);
+                    let n = usize::from(n) % (rc - len + 1);
                     let data = pattern(seed, n);
                     with!(&mut held.h, b => {
                         let spare = b.spare_mut();
-                        assert_eq!(spare.len(), cap - held.len);
+                        assert_eq!(spare.len(), rc - len);
                         spare[..n].copy_from_slice(data);
                     });
-                    held.slot[held.len..held.len + n].copy_from_slice(data);
+                    held.region()[len..len + n].copy_from_slice(data);
                     if commit {
-                        let len = held.len + n;
+                        let len = len + n;
                         with!(&mut held.h, b => b.set_len(len)).unwrap();
                         held.len = len;
                     }
@@ -352,8 +395,9 @@ impl<'p> State<'p> {
             Op::MutateFilled { h, seed } => {
                 if let Some(i) = self.pick(h) {
                     let held = &mut self.held[i];
+                    let len = held.len;
                     with!(&mut held.h, b => {
-                        assert_eq!(b.len(), held.len);
+                        assert_eq!(b.len(), len);
                         for x in b.iter_mut() {
                             *x ^= seed;
                         }
@@ -361,7 +405,7 @@ impl<'p> State<'p> {
                             *x = x.wrapping_add(1);
                         }
                     });
-                    for x in &mut held.slot[..held.len] {
+                    for x in &mut held.region()[..len] {
                         *x = (*x ^ seed).wrapping_add(1);
                     }
                     held.check(cap);
@@ -370,17 +414,20 @@ impl<'p> State<'p> {
             Op::Put { h, len, seed } => {
                 if let Some(i) = self.pick(h) {
                     let held = &mut self.held[i];
-                    let data = pattern(seed, usize::from(len) % (cap + 16));
+                    let rc = held.rcap;
+                    let data = pattern(seed, usize::from(len) % (rc + 16));
                     let room = with!(&held.h, b => b.remaining_mut());
-                    assert_eq!(room, cap - held.len);
+                    assert_eq!(room, rc - held.len);
                     if data.len() <= room {
                         with!(&mut held.h, b => b.put_slice(data));
-                        held.slot[held.len..held.len + data.len()].copy_from_slice(data);
+                        let len = held.len;
+                        held.region()[len..len + data.len()].copy_from_slice(data);
                         held.len += data.len();
                     }
-                    if held.len < cap {
+                    if held.len < rc {
                         with!(&mut held.h, b => b.put_u8(seed));
-                        held.slot[held.len] = seed;
+                        let len = held.len;
+                        held.region()[len] = seed;
                         held.len += 1;
                     }
                     held.check(cap);
@@ -389,150 +436,64 @@ impl<'p> State<'p> {
             Op::IoWrite { h, len, seed } => {
                 if let Some(i) = self.pick(h) {
                     let held = &mut self.held[i];
-                    let data = pattern(seed, usize::from(len) % (cap + 16));
+                    let (rc, filled) = (held.rcap, held.len);
+                    let data = pattern(seed, usize::from(len) % (rc + 16));
                     let n = with!(&mut held.h, b => b.write(data)).unwrap();
-                    assert_eq!(n, data.len().min(cap - held.len), "io::Write took");
-                    held.slot[held.len..held.len + n].copy_from_slice(&data[..n]);
+                    assert_eq!(n, data.len().min(rc - filled), "io::Write took");
+                    held.region()[filled..filled + n].copy_from_slice(&data[..n]);
                     held.len += n;
                     with!(&mut held.h, b => b.flush()).unwrap();
                     held.check(cap);
                 }
             }
-            Op::Freeze(h) => {
-                if let Some(i) = self.pick(h)
-                    && matches!(self.held[i].h, Handle::O(_))
-                {
-                    let held = self.held.swap_remove(i);
-                    held.check(cap);
-                    let Handle::O(b) = held.h else { unreachable!() };
-                    let idx = b.index();
-                    let bytes = b.freeze();
-                    assert!(
-                        bytes[..] == held.slot[..held.len],
-                        "freeze changed the bytes"
-                    );
-                    self.groups.push(Group {
-                        idx,
-                        slot: held.slot,
-                        views: vec![(bytes, 0, held.len)],
-                    });
-                }
-            }
-            Op::CloneView { g, v } => {
-                if let Some((g, v)) = self.pick_view(g, v) {
-                    let group = &mut self.groups[g];
-                    let (bytes, a, b) = &group.views[v];
-                    let copy = bytes.clone();
-                    assert_eq!(copy.as_ptr(), bytes.as_ptr(), "a clone shares the buffer");
-                    assert!(copy[..] == group.slot[*a..*b]);
-                    let (a, b) = (*a, *b);
-                    group.views.push((copy, a, b));
-                }
-            }
-            Op::SliceView { g, v, a, b } => {
-                if let Some((g, v)) = self.pick_view(g, v) {
-                    let group = &mut self.groups[g];
-                    let (bytes, start, end) = &group.views[v];
-                    let n = end - start;
-                    let (mut a, mut b) = (usize::from(a) % (n + 1), usize::from(b) % (n + 1));
-                    if a > b {
-                        std::mem::swap(&mut a, &mut b);
-                    }
-                    let part = bytes.slice(a..b);
-                    assert!(part[..] == group.slot[start + a..start + b]);
-                    // Even an empty slice shares (and keeps) the buffer.
-                    let start = *start;
-                    group.views.push((part, start + a, start + b));
-                }
-            }
-            Op::TryIntoMut { g, v } => {
-                if let Some((g, v)) = self.pick_view(g, v) {
-                    let group = &mut self.groups[g];
-                    let (view, a, b) = group.views.swap_remove(v);
-                    let only = group.views.is_empty();
-                    match view.try_into_mut() {
-                        Ok(buf) => {
-                            assert!(only, "try_into_mut of a shared buffer succeeded");
-                            assert!(
-                                buf[..] == group.slot[a..b],
-                                "try_into_mut changed the bytes"
-                            );
-                            assert_eq!(buf.capacity(), cap - a, "from the view's start on");
-                            let group = self.groups.swap_remove(g);
-                            let panics = self.released(group.idx, group.slot);
-                            expect_panic(buf, panics, "a reclaimed buffer");
-                        }
-                        Err(view) => {
-                            assert!(!only, "try_into_mut of the only view failed");
-                            group.views.push((view, a, b));
-                        }
-                    }
-                }
-            }
+            Op::Freeze(h) => self.freeze(h),
+            Op::TryIntoMut { g, v, keep } => self.try_into_mut(g, v, keep),
+            Op::CloneView { g, v } => self.clone_view(g, v),
+            Op::SliceView { g, v, a, b } => self.slice_view(g, v, a, b),
             Op::DropView {
                 g,
                 v,
                 on_thread,
                 exit,
-            } => {
-                if let Some((g, v)) = self.pick_view(g, v) {
-                    let group = &mut self.groups[g];
-                    let (bytes, a, b) = group.views.swap_remove(v);
-                    assert!(
-                        bytes[..] == group.slot[a..b],
-                        "Bytes of buffer {}",
-                        group.idx
-                    );
-                    let last = group.views.is_empty();
-                    if on_thread && worker.handoff() {
-                        worker.run(move || drop(bytes));
-                        if exit {
-                            worker.exit();
-                        }
-                        if last {
-                            let group = self.groups.swap_remove(g);
-                            self.released(group.idx, group.slot);
-                        }
-                    } else {
-                        // The model first: the last view's drop hands the
-                        // buffer to a waiter, whose waker may panic.
-                        let mut panics = false;
-                        if last {
-                            let group = self.groups.swap_remove(g);
-                            panics = self.released(group.idx, group.slot);
-                        }
-                        expect_panic(bytes, panics, "the last Bytes");
-                    }
-                }
-            }
+            } => self.drop_view(g, v, on_thread, exit, worker),
+            Op::SplitTo { h, at } => self.split_writer(h, at, true),
+            Op::SplitOff { h, at } => self.split_writer(h, at, false),
+            Op::ViewSplitTo { g, v, at } => self.split_view(g, v, at, true),
+            Op::ViewSplitOff { g, v, at } => self.split_view(g, v, at, false),
+            Op::TruncateView { g, v, n } => self.truncate_view(g, v, n),
             Op::SendToThread {
                 h,
                 write,
                 back,
                 exit,
             } => {
-                if let Some(i) = self.pick(h) {
+                // Not a writer whose slot has views: they stay here.
+                if let Some(i) = self.pick(h)
+                    && (matches!(self.held[i].h, Handle::B(_))
+                        || self.writer_group(self.held[i].h.index()).is_none())
+                {
                     let held = self.held.swap_remove(i);
                     let idx = held.h.index();
-                    let (slot, len) = (held.slot, held.len);
+                    let (slot, len, (off, rcap)) = (held.slot, held.len, (held.off, held.rcap));
+                    let r = (off, rcap);
                     let there = worker.handoff();
                     let (h, slot, len) = match held.h {
                         Handle::O(b) if !there => {
-                            let (b, slot, len) = on_thread(b, slot, len, cap, write, back);
+                            let (b, slot, len) = on_thread(b, slot, len, r, write, back);
                             (b.map(Handle::O), slot, len)
                         }
                         Handle::B(b) if !there => {
-                            let (b, slot, len) = on_thread(b, slot, len, cap, write, back);
+                            let (b, slot, len) = on_thread(b, slot, len, r, write, back);
                             (b.map(Handle::B), slot, len)
                         }
                         Handle::O(b) => {
                             let (b, slot, len) =
-                                worker.run(move || on_thread(b, slot, len, cap, write, back));
+                                worker.run(move || on_thread(b, slot, len, r, write, back));
                             (b.map(Handle::O), slot, len)
                         }
                         Handle::B(b) => {
                             let (b, slot, len) =
-                                worker.run(move || on_thread(b, slot, len, cap, write, back));
+                                worker.run(move || on_thread(b, slot, len, r, write, back));
                             (b.map(Handle::B), slot, len)
                         }
                     };
@@ -542,11 +503,16 @@ impl<'p> State<'p> {
                     match h {
                         Some(h) => {
                             assert_eq!(h.index(), idx);
-                            let held = Held { h, len, slot };
+                            let held = Held {
+                                h,
+                                len,
+                                slot,
+                                off,
+                                rcap,
+                            };
                             held.check(cap);
                             self.held.push(held);
                         }
-                        // Dropped there.
                         // Dropped there (unarmed: no waker panics).
                         None => {
                             self.released(idx, slot);
@@ -565,15 +531,6 @@ impl<'p> State<'p> {
                 }
             }
         }
-    }
-
-    pub(super) fn pick_view(&self, g: u8, v: u8) -> Option<(usize, usize)> {
-        if self.groups.is_empty() {
-            return None;
-        }
-        let g = usize::from(g) % self.groups.len();
-        let v = usize::from(v) % self.groups[g].views.len();
-        Some((g, v))
     }
 
     /// Polls every queued future that was not forgotten: exactly those

@@ -11,12 +11,13 @@ use crate::pattern;
 
 /// The part of [`Op::SendToThread`] that runs on the other thread: checks
 /// the handle's bytes, maybe appends, then drops it there or sends it back,
-/// with the model's view of its slot either way.
+/// with the model's view of its slot either way. `(off, rcap)` is the
+/// handle's region of the slot.
 pub(super) fn on_thread<H>(
     mut b: H,
     mut slot: Vec<u8>,
     mut len: usize,
-    cap: usize,
+    (off, rcap): (usize, usize),
     write: Option<(u16, u8)>,
     back: bool,
 ) -> (Option<H>, Vec<u8>, usize)
@@ -24,16 +25,16 @@ where
     H: std::ops::DerefMut<Target = [u8]> + Write + Send,
 {
     assert!(
-        b[..] == slot[..len],
+        b[..] == slot[off..off + len],
         "bytes changed on the way to another thread"
     );
     if let Some((n, seed)) = write {
-        let data = pattern(seed, usize::from(n) % (cap + 1));
+        let data = pattern(seed, usize::from(n) % (rcap + 1));
         let n = b.write(data).unwrap();
-        assert_eq!(n, data.len().min(cap - len));
-        slot[len..len + n].copy_from_slice(&data[..n]);
+        assert_eq!(n, data.len().min(rcap - len));
+        slot[off + len..off + len + n].copy_from_slice(&data[..n]);
         len += n;
-        assert!(b[..] == slot[..len]);
+        assert!(b[..] == slot[off..off + len]);
     }
     if back {
         (Some(b), slot, len)
