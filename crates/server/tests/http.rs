@@ -375,3 +375,50 @@ fn hyper_mode_serves_the_same_routes() {
     let s = server.shutdown().stats;
     assert_eq!((s.requests, s.ok, s.not_found), (3, 2, 1));
 }
+
+#[test]
+fn expect_100_continue_gets_its_interim_answer() {
+    for mode in MODES {
+        let server = start(mode, |_| {});
+        let mut r = BufReader::new(connect(&server));
+        r.get_mut()
+            .write_all(b"POST /echo HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+            .unwrap();
+        let mut interim = String::new();
+        r.read_line(&mut interim).unwrap();
+        assert_eq!(interim, "HTTP/1.1 100 Continue\r\n", "{mode:?}");
+        r.read_line(&mut interim).unwrap();
+        r.get_mut().write_all(b"hello").unwrap();
+        let a = read_answer(&mut r).unwrap();
+        assert_eq!((a.code, a.body), (200, b"hello".to_vec()), "{mode:?}");
+        server.shutdown();
+    }
+}
+
+#[test]
+fn stalled_bodies_and_readers_are_closed_and_counted() {
+    for mode in MODES {
+        let server = start(mode, |c| {
+            c.header_timeout = Duration::from_millis(300);
+            c.idle_timeout = Duration::from_millis(500);
+        });
+        // A body that stops arriving.
+        let mut r = BufReader::new(connect(&server));
+        r.get_mut()
+            .write_all(b"POST /echo HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc")
+            .unwrap();
+        let mut rest = Vec::new();
+        let _ = r.read_to_end(&mut rest);
+        // A client that asks for 40 MB and reads none of it.
+        let mut w = connect(&server);
+        let ask = "GET /bytes/200000 HTTP/1.1\r\n\r\n".repeat(200);
+        let _ = w.write_all(ask.as_bytes());
+        let t0 = std::time::Instant::now();
+        while server.stats().slow_readers == 0 && t0.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let s = server.shutdown().stats;
+        assert_eq!((s.slow_bodies, s.slow_readers), (1, 1), "{mode:?}: {s:?}");
+        drop(w);
+    }
+}

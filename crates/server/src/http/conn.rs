@@ -120,6 +120,12 @@ fn accept(stream: TcpStream, ctx: &Arc<Ctx>) {
             End::HeaderTimeout => {
                 c.header_timeouts.fetch_add(1, Relaxed);
             }
+            End::SlowBody => {
+                c.slow_bodies.fetch_add(1, Relaxed);
+            }
+            End::SlowReader => {
+                c.slow_readers.fetch_add(1, Relaxed);
+            }
             End::Idle => {
                 c.idle_closed.fetch_add(1, Relaxed);
             }
@@ -136,8 +142,22 @@ enum End {
     /// The peer closed it, or a request asked for (or forced) the close.
     Closed,
     HeaderTimeout,
+    SlowBody,
+    SlowReader,
     Idle,
     Io,
+}
+
+/// How an I/O error ends a connection: a stalled write is a slow reader,
+/// another timeout a stalled body.
+fn ended_by(e: &io::Error) -> End {
+    match e.kind() {
+        io::ErrorKind::TimedOut if e.get_ref().is_some_and(|e| e.is::<SlowReader>()) => {
+            End::SlowReader
+        }
+        io::ErrorKind::TimedOut => End::SlowBody,
+        _ => End::Io,
+    }
 }
 
 /// The bytes read and not yet answered.
@@ -239,6 +259,8 @@ impl Input for VecInput {
 struct Output<'p> {
     /// Pool mode: response buffers of this class; `None`: a `Vec` each.
     pool: Option<(&'p Pool, usize)>,
+    /// How long one write may make no progress.
+    stall: std::time::Duration,
     buf: Option<OwnedBuf>,
     vec: Vec<u8>,
 }
@@ -289,10 +311,10 @@ impl Output<'_> {
         if let Some(b) = self.buf.take()
             && !b.is_empty()
         {
-            stream.write_all(&b).await?;
+            write_all(stream, &b, self.stall).await?;
         }
         if !self.vec.is_empty() {
-            stream.write_all(&self.vec).await?;
+            write_all(stream, &self.vec, self.stall).await?;
             // A fresh `Vec` per response, as typical code has.
             self.vec = Vec::new();
         }
@@ -329,6 +351,7 @@ async fn serve(mut stream: TcpStream, mut input: impl Input, ctx: &Ctx) -> End {
     };
     let mut out = Output {
         pool: ctx.pool.as_ref().map(|p| (p, 2 * cfg.read_buffer)),
+        stall: cfg.idle_timeout,
         buf: None,
         vec: Vec::new(),
     };
@@ -363,17 +386,23 @@ async fn serve(mut stream: TcpStream, mut input: impl Input, ctx: &Ctx) -> End {
                         Route::Echo => req.body_len,
                         _ => 0,
                     };
+                    let stall = cfg.header_timeout;
                     let r: io::Result<usize> = async {
+                        if req.expect_continue && input.data().len() < req.body_len {
+                            // The client waits for this before the body.
+                            out.put(&mut stream, b"HTTP/1.1 100 Continue\r\n\r\n")
+                                .await?;
+                            out.flush(&mut stream).await?;
+                        }
                         let head = out
                             .head(&mut stream, status, len, req.keep_alive, req.http10)
                             .await?;
+                        let keep = req.route == Route::Echo;
                         match req.route {
                             Route::Bytes(n) => out.put_body(&mut stream, n).await?,
-                            Route::Echo => {
-                                echo(&mut stream, &mut input, &mut out, req.body_len, true).await?
-                            }
                             _ => {
-                                echo(&mut stream, &mut input, &mut out, req.body_len, false).await?
+                                echo(&mut stream, &mut input, &mut out, req.body_len, keep, stall)
+                                    .await?
                             }
                         }
                         Ok(head + len)
@@ -381,20 +410,20 @@ async fn serve(mut stream: TcpStream, mut input: impl Input, ctx: &Ctx) -> End {
                     .await;
                     match r {
                         Ok(bytes) => ctx.counters.answered(status, bytes),
-                        Err(_) => return End::Io,
+                        Err(e) => return ended_by(&e),
                     }
                     note_answered(cfg.warmup);
                     if !req.keep_alive {
                         return match out.flush(&mut stream).await {
                             Ok(()) => close(&mut stream).await,
-                            Err(_) => End::Io,
+                            Err(e) => ended_by(&e),
                         };
                     }
                 }
             }
         }
-        if out.flush(&mut stream).await.is_err() {
-            return End::Io;
+        if let Err(e) = out.flush(&mut stream).await {
+            return ended_by(&e);
         }
         input.idle();
         // Wait for more: a head in progress has until its deadline, an
@@ -427,19 +456,54 @@ async fn serve(mut stream: TcpStream, mut input: impl Input, ctx: &Ctx) -> End {
     }
 }
 
+/// Writes all of `data`, failing with [`SlowReader`] when a write makes no
+/// progress for `stall` (a client that stopped reading).
+async fn write_all(
+    stream: &mut TcpStream,
+    mut data: &[u8],
+    stall: std::time::Duration,
+) -> io::Result<()> {
+    while !data.is_empty() {
+        match timeout(stall, stream.write(data)).await {
+            Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, SlowReader)),
+            Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(Ok(n)) => data = &data[n..],
+            Ok(Err(e)) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Why a connection timed out: its client stopped reading answers.
+#[derive(Debug)]
+struct SlowReader;
+
+impl std::fmt::Display for SlowReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the client stopped reading")
+    }
+}
+
+impl std::error::Error for SlowReader {}
+
 /// Copies (`keep`) or skips a body of `len` bytes: first what the read
-/// buffer holds, then straight from the socket.
+/// buffer holds, then straight from the socket. Fails with `TimedOut`
+/// when the body stops arriving for `stall`.
 async fn echo(
     stream: &mut TcpStream,
     input: &mut impl Input,
     out: &mut Output<'_>,
     len: usize,
     keep: bool,
+    stall: std::time::Duration,
 ) -> io::Result<()> {
     let mut left = len;
     while left > 0 {
         if input.data().is_empty() {
-            stream.readable().await?;
+            match timeout(stall, stream.readable()).await {
+                Err(_) => return Err(io::ErrorKind::TimedOut.into()),
+                Ok(r) => r?,
+            }
             let spare = input.spare().await;
             match stream.try_read(spare) {
                 Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),

@@ -17,8 +17,11 @@
 //! closes), a head that does not fit a read buffer or has more than
 //! 32 headers a 431, a body above [`HttpConfig::max_body`] a 413,
 //! `Transfer-Encoding` a 501; a request head that is still incomplete
-//! after [`HttpConfig::header_timeout`] (slowloris) closes the connection,
-//! as does [`HttpConfig::idle_timeout`] of silence between requests. At
+//! after [`HttpConfig::header_timeout`] (slowloris), or a body that stops
+//! arriving for as long, closes the connection, as do
+//! [`HttpConfig::idle_timeout`] of silence between requests and a client
+//! that stops reading its answers for as long. `Expect: 100-continue` gets
+//! its interim `100 Continue` before the body is read. At
 //! [`HttpConfig::max_connections`] the server accepts and at once closes
 //! new connections, counted.
 
@@ -217,6 +220,12 @@ pub struct HttpStats {
     pub header_timeouts: u64,
     /// Keep-alive connections closed after `idle_timeout` of silence.
     pub idle_closed: u64,
+    /// Connections closed because a request body stopped arriving for
+    /// `header_timeout`.
+    pub slow_bodies: u64,
+    /// Connections closed because their client stopped reading answers
+    /// (a write made no progress for `idle_timeout`).
+    pub slow_readers: u64,
     /// Connections that ended with an I/O error: a reset by the peer, for
     /// example when a load generator stops with requests in flight.
     pub io_errors: u64,
@@ -232,6 +241,8 @@ pub(crate) struct Counters {
     requests: AtomicU64,
     by_status: [AtomicU64; 7],
     header_timeouts: AtomicU64,
+    pub(crate) slow_bodies: AtomicU64,
+    pub(crate) slow_readers: AtomicU64,
     idle_closed: AtomicU64,
     io_errors: AtomicU64,
     bytes_out: AtomicU64,
@@ -259,6 +270,8 @@ impl Counters {
             headers_too_large: s(Status::HeadersTooLarge as usize),
             not_implemented: s(Status::NotImplemented as usize),
             header_timeouts: self.header_timeouts.load(Relaxed),
+            slow_bodies: self.slow_bodies.load(Relaxed),
+            slow_readers: self.slow_readers.load(Relaxed),
             idle_closed: self.idle_closed.load(Relaxed),
             io_errors: self.io_errors.load(Relaxed),
             bytes_out: self.bytes_out.load(Relaxed),
@@ -464,6 +477,8 @@ impl HttpStats {
             headers_too_large: self.headers_too_large + o.headers_too_large,
             not_implemented: self.not_implemented + o.not_implemented,
             header_timeouts: self.header_timeouts + o.header_timeouts,
+            slow_bodies: self.slow_bodies + o.slow_bodies,
+            slow_readers: self.slow_readers + o.slow_readers,
             idle_closed: self.idle_closed + o.idle_closed,
             io_errors: self.io_errors + o.io_errors,
             bytes_out: self.bytes_out + o.bytes_out,

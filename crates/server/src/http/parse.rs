@@ -28,6 +28,9 @@ pub(crate) struct Request {
     pub(crate) keep_alive: bool,
     /// HTTP/1.0: the answer says `Connection: keep-alive` when it stays.
     pub(crate) http10: bool,
+    /// `Expect: 100-continue`: the client waits for a `100 Continue`
+    /// before it sends the body (curl does, for bodies over 1 KiB).
+    pub(crate) expect_continue: bool,
 }
 
 /// What a request asks for.
@@ -99,6 +102,7 @@ pub(crate) fn parse(data: &[u8], limits: Limits) -> Parsed {
     let mut keep_alive = !http10;
     let mut body_len = 0usize;
     let mut lengths = 0;
+    let mut expect_continue = false;
     for h in req.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
             lengths += 1;
@@ -110,6 +114,8 @@ pub(crate) fn parse(data: &[u8], limits: Limits) -> Parsed {
                 Some(n) => body_len = n,
                 None => return Parsed::Refuse(Status::BadRequest),
             }
+        } else if h.name.eq_ignore_ascii_case("expect") {
+            expect_continue = h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             return Parsed::Refuse(Status::NotImplemented);
         } else if h.name.eq_ignore_ascii_case("connection") {
@@ -160,6 +166,7 @@ pub(crate) fn parse(data: &[u8], limits: Limits) -> Parsed {
         body_len,
         keep_alive,
         http10,
+        expect_continue,
     })
 }
 
