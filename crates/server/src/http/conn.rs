@@ -463,12 +463,19 @@ async fn write_all(
     mut data: &[u8],
     stall: std::time::Duration,
 ) -> io::Result<()> {
+    // A timer only when the socket is full: a write that goes through at
+    // once (the steady state) arms none.
     while !data.is_empty() {
-        match timeout(stall, stream.write(data)).await {
-            Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, SlowReader)),
-            Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(Ok(n)) => data = &data[n..],
-            Ok(Err(e)) => return Err(e),
+        match stream.try_write(data) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                match timeout(stall, stream.writable()).await {
+                    Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, SlowReader)),
+                    Ok(r) => r?,
+                }
+            }
+            Err(e) => return Err(e),
         }
     }
     Ok(())
@@ -500,15 +507,18 @@ async fn echo(
     let mut left = len;
     while left > 0 {
         if input.data().is_empty() {
-            match timeout(stall, stream.readable()).await {
-                Err(_) => return Err(io::ErrorKind::TimedOut.into()),
-                Ok(r) => r?,
-            }
+            // Read first, and arm a timer only when nothing is there.
             let spare = input.spare().await;
             match stream.try_read(spare) {
                 Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
                 Ok(n) => input.commit(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    match timeout(stall, stream.readable()).await {
+                        Err(_) => return Err(io::ErrorKind::TimedOut.into()),
+                        Ok(r) => r?,
+                    }
+                    continue;
+                }
                 Err(e) => return Err(e),
             }
         }
