@@ -266,42 +266,65 @@ struct Output<'p> {
 }
 
 impl Output<'_> {
-    /// Appends `bytes`, writing out full buffers on the way.
-    async fn put(&mut self, stream: &mut TcpStream, mut bytes: &[u8]) -> io::Result<()> {
-        match self.pool {
-            None => {
-                self.vec.extend_from_slice(bytes);
-                Ok(())
+    /// Makes room for at least `want` contiguous bytes: in pool mode a
+    /// buffer with less is written out and a fresh one taken (`want` is at
+    /// most a response buffer's size).
+    ///
+    /// Nothing large lives across the awaits of these methods: a
+    /// connection's task is as large as its largest state, idle or not, so
+    /// a stack chunk held across a write would cost every idle connection
+    /// its size.
+    async fn room(&mut self, stream: &mut TcpStream, want: usize) -> io::Result<()> {
+        if let Some((pool, size)) = self.pool
+            && self.buf.as_ref().is_none_or(|b| b.remaining() < want)
+        {
+            self.flush(stream).await?;
+            let b = pool.acquire_owned_with_capacity(size).await;
+            self.buf = Some(b.expect("the pool has a response class"));
+        }
+        Ok(())
+    }
+
+    /// Appends what fits now of `n` bytes made by `fill` (all of them in
+    /// Vec mode); returns how many.
+    fn fill_some(&mut self, n: usize, fill: impl FnOnce(&mut [u8])) -> usize {
+        match (&mut self.buf, self.pool) {
+            (Some(b), Some(_)) => {
+                let k = n.min(b.remaining());
+                let len = b.len();
+                fill(&mut b.spare_mut()[..k]);
+                let _ = b.set_len(len + k);
+                k
             }
-            Some((pool, size)) => {
-                while !bytes.is_empty() {
-                    if self.buf.as_ref().is_none_or(|b| b.remaining() == 0) {
-                        self.flush(stream).await?;
-                        let b = pool.acquire_owned_with_capacity(size).await;
-                        self.buf = Some(b.expect("the pool has a response class"));
-                    }
-                    let b = self.buf.as_mut().expect("just set");
-                    let n = bytes.len().min(b.remaining());
-                    b.extend_from_slice(&bytes[..n])
-                        .expect("fits: n <= remaining");
-                    bytes = &bytes[n..];
-                }
-                Ok(())
+            _ => {
+                let len = self.vec.len();
+                self.vec.resize(len + n, 0);
+                fill(&mut self.vec[len..]);
+                n
             }
         }
     }
 
+    /// Appends `bytes`, writing out full buffers on the way.
+    async fn put(&mut self, stream: &mut TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            self.room(stream, 1).await?;
+            let k = self.fill_some(bytes.len(), |dst| dst.copy_from_slice(&bytes[..dst.len()]));
+            bytes = &bytes[k..];
+        }
+        Ok(())
+    }
+
     /// Appends `n` bytes of the `/bytes/N` body.
     async fn put_body(&mut self, stream: &mut TcpStream, n: usize) -> io::Result<()> {
-        let mut chunk = [0u8; 1024];
         let mut done = 0;
         while done < n {
-            let k = (n - done).min(chunk.len());
-            for (i, b) in chunk[..k].iter_mut().enumerate() {
-                *b = body_byte(done + i);
-            }
-            self.put(stream, &chunk[..k]).await?;
-            done += k;
+            self.room(stream, 1).await?;
+            done += self.fill_some(n - done, |dst| {
+                for (i, b) in dst.iter_mut().enumerate() {
+                    *b = body_byte(done + i);
+                }
+            });
         }
         Ok(())
     }
@@ -330,14 +353,17 @@ impl Output<'_> {
         keep_alive: bool,
         http10: bool,
     ) -> io::Result<usize> {
-        let mut head = [0u8; HEAD_MAX];
-        let n = parse::write_head(&mut head, status, len, keep_alive, http10);
         if self.pool.is_none() {
             // Vec mode: each response in a `Vec` of its own, sized for it.
             self.flush(stream).await?;
-            self.vec = Vec::with_capacity(n + len);
+            self.vec = Vec::with_capacity(HEAD_MAX + len);
         }
-        self.put(stream, &head[..n]).await?;
+        self.room(stream, HEAD_MAX).await?;
+        // Written in one piece, with no await while the stack copy lives.
+        let mut head = [0u8; HEAD_MAX];
+        let n = parse::write_head(&mut head, status, len, keep_alive, http10);
+        let put = self.fill_some(n, |dst| dst.copy_from_slice(&head[..n]));
+        debug_assert_eq!(put, n, "room() made HEAD_MAX bytes of room");
         Ok(n)
     }
 }
@@ -524,16 +550,7 @@ async fn echo(
         }
         let n = input.data().len().min(left);
         if keep {
-            // Through a stack chunk: the input and output buffers are
-            // both borrowed from their holders.
-            let mut chunk = [0u8; 1024];
-            let mut done = 0;
-            while done < n {
-                let k = (n - done).min(chunk.len());
-                chunk[..k].copy_from_slice(&input.data()[done..done + k]);
-                out.put(stream, &chunk[..k]).await?;
-                done += k;
-            }
+            out.put(stream, &input.data()[..n]).await?;
         }
         input.consume(n);
         left -= n;
