@@ -11,7 +11,15 @@
 //! leave one out: `.ci/run`'s valgrind pass leaves out io_uring mode,
 //! whose child does not finish under valgrind (one thread at a time).
 //!
-//! Writes `arenapool-report/`: report.md, report.json and two SVG charts.
+//! Part 3 is the HTTP server (`arenapool_server::http`) in pool, Vec and
+//! hyper mode under wrk (else h2load, else arenapool's own HTTP load
+//! generator, and it prints which), each in a fresh server process, at
+//! 100, 1,000 and 10,000 busy connections and with 9,900 idle beside 100
+//! busy ([`crate::http_bench`]). `ARENAPOOL_DEMO_HTTP_MODES` names its
+//! modes as `ARENAPOOL_DEMO_MODES` does part 2's.
+//!
+//! Writes `arenapool-report/`: report.md, report.json, http.md, http.json
+//! and four SVG charts.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -22,12 +30,17 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use arenapool_server::case::{self, CaseConfig, CaseResult};
+use arenapool_server::http::study::HttpStudy;
 use arenapool_server::load::{LoadConfig, Progress};
 use arenapool_server::report::CaseStudy;
 use arenapool_server::{Mode, ServerConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::http_bench::Part3;
 use crate::seed::{self, SeedTable};
+
+/// Progress-bar units per run of part 3.
+const PART3_STEP: u64 = 1000;
 
 /// The hidden subcommand that runs one mode in a child process.
 pub(crate) const CHILD_COMMAND: &str = "demo-case";
@@ -74,7 +87,10 @@ impl DemoOptions {
 pub(crate) fn run(opts: &DemoOptions) -> Result<(), String> {
     let started = Instant::now();
     let modes = modes()?;
-    let bar = ProgressBar::new(seed::STEPS + modes.len() as u64 * opts.load.count);
+    let part3 = Part3::new(opts.quick, &opts.out)?;
+    let bar = ProgressBar::new(
+        seed::STEPS + modes.len() as u64 * opts.load.count + part3.runs() * PART3_STEP,
+    );
     if let Ok(style) =
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {percent:>3}% {wide_msg}")
     {
@@ -104,7 +120,13 @@ pub(crate) fn run(opts: &DemoOptions) -> Result<(), String> {
         bar.set_position(base + opts.load.count);
         runs.push(result);
     }
+    bar.set_message(format!("part 3: HTTP, {}", part3.client_line));
+    let client_line = part3.client_line.clone();
+    let http = part3
+        .run(&bar, PART3_STEP)
+        .map_err(|e| format!("part 3: {e}"));
     bar.finish_and_clear();
+    let http = http?;
 
     let study = CaseStudy {
         notes: notes(opts),
@@ -113,15 +135,17 @@ pub(crate) fn run(opts: &DemoOptions) -> Result<(), String> {
     let wall = started.elapsed();
     println!("{}", part1_text(&table));
     println!("{}", part2_text(opts, &study));
-    let files = write_report(&opts.out, &table, &study, opts, wall)?;
     println!(
-        "report: {}",
-        files
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
+        "Part 3: HTTP/1.1 server, keep-alive, GET /bytes/{}; {client_line}\n\n{}",
+        http.config.responses.first().copied().unwrap_or(0),
+        http.table()
     );
+    let mut files = write_report(&opts.out, &table, &study, &http, opts, wall)?;
+    files.extend(
+        http.write(&opts.out)
+            .map_err(|e| format!("writing {}: {e}", opts.out.display()))?,
+    );
+    println!("{}", crate::http_bench::written(&files));
     println!("demo took {:.1} s", wall.as_secs_f64());
     Ok(())
 }
@@ -289,6 +313,7 @@ fn write_report(
     dir: &Path,
     table: &SeedTable,
     study: &CaseStudy,
+    http: &HttpStudy,
     opts: &DemoOptions,
     wall: Duration,
 ) -> Result<Vec<PathBuf>, String> {
@@ -308,6 +333,10 @@ fn write_report(
          ## 2. The packet server: pool, Vec and io_uring modes\n\n\
          {} requests of {} payload bytes over loopback, window {}, {} server workers.\n\n{}\n\
          ![latency CDF](latency-cdf.svg)\n\n![throughput](throughput.svg)\n\n\
+         ## 3. The HTTP server: pool, Vec and hyper under {}\n\n\
+         Keep-alive connections, one `GET /bytes/{}` at a time on each; server RSS is the server\n\
+         process's own (a fresh one per run). Also in http.md and http.json.\n\n{}\n\
+         ![server RSS](http-rss.svg)\n\n![requests/s](http-rps.svg)\n\n\
          Wall time of the demo: {:.1} s.\n",
         if opts.quick { " (--quick)" } else { "" },
         table.reps,
@@ -319,6 +348,9 @@ fn write_report(
         opts.load.window,
         opts.server.workers,
         study.markdown(),
+        http.config.client,
+        http.config.responses.first().copied().unwrap_or(0),
+        http.markdown(),
         wall.as_secs_f64()
     );
     std::fs::write(&md_path, md).map_err(err(&md_path))?;
@@ -327,6 +359,7 @@ fn write_report(
         "wall_s": wall.as_secs_f64(),
         "seed_table": table,
         "case_study": study,
+        "http": http,
     });
     let text = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
     std::fs::write(&json_path, text).map_err(err(&json_path))?;

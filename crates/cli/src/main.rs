@@ -16,6 +16,7 @@
 //! allocator, so the server can count its allocations per packet.
 
 mod demo;
+mod http_bench;
 mod net;
 mod seed;
 
@@ -70,7 +71,17 @@ enum Command {
         /// Stop after this many seconds.
         #[arg(long, value_name = "SECS")]
         duration: Option<f64>,
+        /// HTTP: at shutdown, also write the server's report (counters,
+        /// allocations per request) here as JSON.
+        #[arg(long, value_name = "PATH")]
+        json: Option<PathBuf>,
     },
+    /// The HTTP case study: the server in each mode under wrk, h2load or
+    /// arenapool's own client, at several connection counts and response
+    /// sizes and with most connections idle; server RSS, requests/s,
+    /// latency, allocations per request; writes http.md, http.json and
+    /// SVG charts.
+    BenchHttp(http_bench::BenchHttpArgs),
     /// Send requests to a server, check every reply, print throughput and RTT.
     Load {
         /// The server's address.
@@ -277,6 +288,7 @@ fn main() {
             bind,
             server,
             duration,
+            json,
         } => {
             let mode = match mode.as_str() {
                 "uring" => fail(
@@ -295,7 +307,7 @@ fn main() {
             if let Err(e) = config.validate() {
                 fail(USAGE, e);
             }
-            if let Err(e) = net::serve_http(config, duration.map(seconds)) {
+            if let Err(e) = net::serve_http(config, duration.map(seconds), json.as_deref()) {
                 fail(1, e);
             }
         }
@@ -306,7 +318,11 @@ fn main() {
             bind,
             server,
             duration,
+            json,
         } => {
+            if json.is_some() {
+                fail(USAGE, "--json is for --protocol http");
+            }
             let mode: Mode = mode.parse().unwrap_or_else(|e| fail(USAGE, e));
             let config = server.apply(ServerConfig {
                 mode,
@@ -349,6 +365,14 @@ fn main() {
                 Ok(true) => {}
                 Ok(false) => std::process::exit(1),
                 Err(e) => fail(1, e),
+            }
+        }
+        Command::BenchHttp(args) => {
+            if let Err(e) = http_bench::validate(&args) {
+                fail(USAGE, e);
+            }
+            if let Err(e) = http_bench::bench_http(&args) {
+                fail(1, e);
             }
         }
         Command::Stress {
@@ -430,7 +454,7 @@ fn stress(duration: Duration, threads: Option<usize>, json: Option<PathBuf>) {
     }
 }
 
-fn at_least_one(arg: &str) -> Result<usize, String> {
+pub(crate) fn at_least_one(arg: &str) -> Result<usize, String> {
     match arg.parse::<usize>() {
         Ok(0) => Err("must be at least 1".into()),
         Ok(n) => Ok(n),
@@ -438,7 +462,7 @@ fn at_least_one(arg: &str) -> Result<usize, String> {
     }
 }
 
-fn at_least_one_u64(arg: &str) -> Result<u64, String> {
+pub(crate) fn at_least_one_u64(arg: &str) -> Result<u64, String> {
     match arg.parse::<u64>() {
         Ok(0) => Err("must be at least 1".into()),
         Ok(n) => Ok(n),

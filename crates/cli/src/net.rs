@@ -1,6 +1,7 @@
 //! `arenapool serve` and `arenapool load`: the case study's two pieces,
 //! separately, to run against each other from two terminals.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use arenapool_server::http::{HttpConfig, HttpServer, HttpStats};
@@ -11,7 +12,12 @@ use arenapool_server::{DropReason, Server, ServerConfig, ServerStats};
 /// Runs the HTTP server until Ctrl-C (or `duration`), printing its
 /// counters every second and a summary at the end. Raises the open-file
 /// limit first, as far as it is allowed, and says so.
-pub(crate) fn serve_http(config: HttpConfig, duration: Option<Duration>) -> Result<(), String> {
+/// With `json`, also writes the shutdown report there.
+pub(crate) fn serve_http(
+    config: HttpConfig,
+    duration: Option<Duration>,
+    json: Option<&Path>,
+) -> Result<(), String> {
     #[cfg(target_os = "linux")]
     match arenapool_server::http::raise_open_files() {
         Ok((before, after)) if before != after => {
@@ -66,6 +72,12 @@ pub(crate) fn serve_http(config: HttpConfig, duration: Option<Duration>) -> Resu
     );
     if let Some(per) = r.allocs.allocations_per_packet() {
         println!("arenapool: {per:.3} heap allocations per request after warm-up (workers only)");
+    }
+    if let Some(path) = json {
+        serde_json::to_string_pretty(&r)
+            .map_err(std::io::Error::other)
+            .and_then(|text| std::fs::write(path, text))
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
     }
     Ok(())
 }

@@ -28,6 +28,13 @@ fn bad_flags_are_one_line_and_exit_2() {
         &["demo", "--size", "5000"],
         &["faults", "--mib", "0"],
         &["faults", "--buffer-size", "x"],
+        &["bench-http", "--client", "curl"],
+        &["bench-http", "--modes", "heap"],
+        &["bench-http", "--seconds", "0"],
+        &["bench-http", "--connections", "10,0"],
+        &["bench-http", "--responses", "9999999"],
+        &["bench-http", "--idle-total", "10", "--idle-busy", "20"],
+        &["serve", "--json", "x.json"],
         &["nonsense"],
     ] {
         let out = arenapool(args);
@@ -43,7 +50,7 @@ fn help_is_not_an_error() {
     let out = arenapool(&["--help"]);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
-    for cmd in ["demo", "serve", "load", "bench", "faults"] {
+    for cmd in ["demo", "serve", "load", "bench", "bench-http", "faults"] {
         assert!(text.contains(cmd), "{text}");
     }
 }
@@ -70,11 +77,16 @@ fn quick_demo_prints_both_parts_and_writes_the_report() {
     assert!(text.contains("acquire on A, release on B"), "{text}");
     assert!(text.contains("Part 2"), "{text}");
     assert!(text.contains("server allocs/packet"), "{text}");
+    assert!(text.contains("Part 3: HTTP/1.1 server"), "{text}");
     for f in [
         "report.md",
         "report.json",
         "latency-cdf.svg",
         "throughput.svg",
+        "http.md",
+        "http.json",
+        "http-rss.svg",
+        "http-rps.svg",
     ] {
         assert!(dir.join(f).is_file(), "{f} missing");
     }
@@ -91,7 +103,42 @@ fn quick_demo_prints_both_parts_and_writes_the_report() {
     assert_eq!(runs[0]["mode"], "pool");
     assert_eq!(runs[0]["server"]["allocs"]["counted"], true);
     assert_eq!(runs[0]["server"]["allocs"]["allocations"], 0);
+    part3_is_whole(&json["http"], &text);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Part 3 of the quick demo: pool, Vec and hyper at 100 and 1,000
+/// connections and with 990 idle beside 10 busy, each answered without
+/// errors, with the server's memory read and its allocations counted.
+fn part3_is_whole(http: &serde_json::Value, text: &str) {
+    let runs = http["runs"].as_array().expect("part 3's runs");
+    assert_eq!(runs.len(), 3 * 2 + 3, "{text}");
+    let client = http["config"]["client"].as_str().unwrap();
+    assert!(
+        text.contains(&format!("load from {client}")),
+        "the demo says which client it used: {text}"
+    );
+    for r in runs {
+        assert!(r["client"]["requests"].as_u64().unwrap() > 0, "{r}");
+        assert_eq!(r["client"]["errors"], 0, "{r}");
+        assert_eq!(r["client"]["non_2xx"], 0, "{r}");
+        assert!(r["rss_busy_kib"].as_u64().unwrap() > 0, "{r}");
+        assert_eq!(r["server"]["allocs"]["counted"], true, "{r}");
+        let per = r["server"]["allocs"]["allocations"].as_f64().unwrap()
+            / r["server"]["allocs"]["packets"].as_f64().unwrap().max(1.0);
+        match r["mode"].as_str().unwrap() {
+            // New connections after the warm-up allocate (their tasks),
+            // requests do not.
+            "Pool" => assert!(per < 0.05, "pool mode: {per} allocations per request: {r}"),
+            // A fresh Vec per response.
+            "Vec" => assert!(per >= 0.9, "vec mode: {per} allocations per request: {r}"),
+            _ => {}
+        }
+        if r["idle"].as_u64().unwrap() > 0 {
+            assert_eq!(r["idle"], 990, "{r}");
+            assert!(r["rss_idle_kib"].as_u64().unwrap() > 0, "{r}");
+        }
+    }
 }
 
 #[test]

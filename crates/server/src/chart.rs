@@ -1,5 +1,6 @@
-//! The case study's SVG charts: the round-trip CDF per mode and the
-//! throughput over time per mode.
+//! The case studies' SVG charts: the packet server's round-trip CDF and
+//! throughput over time per mode, and the HTTP server's figures against
+//! connection counts.
 //!
 //! plotters draws them with its SVG backend and no font feature: text is
 //! left to the viewer, so nothing here needs a C library.
@@ -11,6 +12,7 @@ use plotters::prelude::*;
 
 use crate::buffers::Mode;
 use crate::case::CaseResult;
+use crate::http::HttpMode;
 use crate::load::TIMELINE_STEP;
 
 const FONT: &str = "sans-serif";
@@ -130,6 +132,75 @@ pub(crate) fn throughput(runs: &[CaseResult], path: &Path) -> Result<(), Box<dyn
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// The colour of an HTTP server mode: pool and Vec as in the packet
+/// server's charts, hyper its own.
+pub(crate) fn http_colour(mode: HttpMode) -> RGBColor {
+    match mode {
+        HttpMode::Pool => colour(Mode::Pool),
+        HttpMode::Vec => colour(Mode::Vec),
+        HttpMode::Hyper => RGBColor(198, 40, 40),
+    }
+}
+
+/// One line of [`lines_by_connections`].
+pub(crate) struct Series {
+    pub(crate) name: String,
+    pub(crate) colour: RGBColor,
+    /// (connections, value), in any order.
+    pub(crate) points: Vec<(f64, f64)>,
+}
+
+/// A value against connection counts (log scale), one line per series,
+/// with a marker at each measured point.
+pub(crate) fn lines_by_connections(
+    title: &str,
+    y_desc: &str,
+    series: &[Series],
+    path: &Path,
+) -> Result<(), Box<dyn Error>> {
+    let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
+    let (x_lo, x_hi) = xs.fold((f64::INFINITY, 1.0f64), |(lo, hi), x| {
+        (lo.min(x), hi.max(x))
+    });
+    let x_lo = if x_lo.is_finite() { x_lo / 1.5 } else { 1.0 };
+    let y_hi = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .fold(1.0, f64::max)
+        * 1.15;
+    let root = SVGBackend::new(path, (900, 520)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FONT, 20))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d((x_lo.max(0.5)..x_hi * 1.5).log_scale(), 0.0..y_hi)?;
+    chart
+        .configure_mesh()
+        .x_desc("busy keep-alive connections (log scale)")
+        .y_desc(y_desc)
+        .draw()?;
+    for s in series {
+        let mut points = s.points.clone();
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let c = s.colour;
+        chart
+            .draw_series(LineSeries::new(points.clone(), c.stroke_width(2)))?
+            .label(s.name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+        chart.draw_series(points.into_iter().map(|p| Circle::new(p, 4, c.filled())))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
         .draw()?;

@@ -1,13 +1,16 @@
 //! The HTTP server against clients nobody here wrote: wrk and h2load
 //! (`--h1`), for a few seconds each, in all three modes (hyper's the
-//! reference). Each client must see
-//! no error and only 200s, and the server's counters must agree with what
-//! the client reports. Without the tools (Debian: `apt-get install wrk
-//! nghttp2-client`) the tests skip, which fails in strict mode
-//! (`.ci/run` installs them).
+//! reference), and against our own load generator, the fallback. Each
+//! client must see no error and only 200s, and the server's counters must
+//! agree with what the client reports. Without the tools (Debian:
+//! `apt-get install wrk nghttp2-client`) the tests skip, which fails in
+//! strict mode (`.ci/run` installs them).
 
 use std::process::Command;
+use std::time::Duration;
 
+use arenapool_server::http::clients::{self, Client, ClientRun, parse_wrk};
+use arenapool_server::http::load::IdleConnections;
 use arenapool_server::http::{HttpConfig, HttpMode, HttpServer};
 
 mod support;
@@ -58,15 +61,14 @@ fn wrk_sees_no_errors_and_the_counts_agree() {
             .expect("wrk runs");
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{mode:?}: wrk failed: {text}");
-        assert!(!text.contains("Socket errors"), "{mode:?}: {text}");
-        assert!(!text.contains("Non-2xx"), "{mode:?}: {text}");
-        let requests = text
-            .lines()
-            .find(|l| l.contains("requests in"))
-            .and_then(|l| l.split_whitespace().next())
-            .and_then(|n| n.parse::<u64>().ok())
-            .expect("wrk's request count");
+        let r = parse_wrk(&text).expect("wrk's figures");
+        assert_eq!((r.errors, r.non_2xx), (0, 0), "{mode:?}: {text}");
+        let requests = r.requests;
         assert!(requests > 100, "{mode:?}: {text}");
+        assert!(
+            r.p50_us.is_some() && r.p99_us >= r.p50_us,
+            "{mode:?}: {text}"
+        );
         let stats = server.shutdown().stats;
         // wrk counts the answers it read; the server may have answered a
         // few more that were in flight when wrk stopped.
@@ -114,4 +116,97 @@ fn h2load_sees_no_errors_and_the_counts_agree() {
         );
         assert_eq!(stats.connections, 200, "{mode:?}");
     }
+}
+
+/// Every client through `clients::run`, as `arenapool bench-http` runs
+/// them: figures read, no errors, and the server's count agrees.
+#[test]
+fn every_client_reports_what_the_server_answered() {
+    let scratch = std::env::temp_dir().join(format!("arenapool-clients-{}", std::process::id()));
+    for client in Client::ALL {
+        if client != Client::Builtin && !have(client.name()) {
+            continue;
+        }
+        let server = server(HttpMode::Pool);
+        let connections = 20;
+        let r = clients::run(&ClientRun {
+            client,
+            target: server.local_addr(),
+            path: "/bytes/128".into(),
+            connections,
+            threads: 2,
+            duration: Duration::from_secs(1),
+            scratch: scratch.join(client.name()),
+        })
+        .unwrap_or_else(|e| panic!("{client}: {e}"));
+        assert!(r.requests > 100, "{client}: {r:?}");
+        assert_eq!((r.errors, r.non_2xx), (0, 0), "{client}: {r:?}");
+        let (p50, p99) = (r.p50_us.expect("p50"), r.p99_us.expect("p99"));
+        assert!(0.0 < p50 && p50 <= p99, "{client}: {r:?}");
+        assert!(r.requests_per_s > 0.0, "{client}: {r:?}");
+        let stats = server.shutdown().stats;
+        // Answers in flight when the client stopped were sent but not
+        // counted by it: at most one per connection (two for h2load,
+        // whose last request and its close can cross).
+        let slack = 2 * connections as u64;
+        assert!(
+            stats.ok >= r.requests && stats.ok <= r.requests + slack,
+            "{client}: server answered {}, the client counted {}",
+            stats.ok,
+            r.requests
+        );
+        assert_eq!(stats.requests, stats.ok, "{client}: {stats:?}");
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// Our own generator checks what it reads: a server that answers 404
+/// shows up as bad answers, not as requests.
+#[test]
+fn the_builtin_client_counts_wrong_answers_as_bad() {
+    let server = server(HttpMode::Pool);
+    let r = arenapool_server::http::load::run(&arenapool_server::http::load::HttpLoadConfig {
+        target: server.local_addr(),
+        path: "/no/such/route".into(),
+        connections: 3,
+        threads: 1,
+        duration: Duration::from_millis(300),
+    })
+    .unwrap();
+    // Each connection stops at its first bad answer.
+    assert_eq!((r.requests, r.bad, r.errors), (0, 3, 0), "{r:?}");
+    assert_eq!(server.shutdown().stats.not_found, 3);
+}
+
+/// Many idle connections held open beside the load, in pool mode: the
+/// server keeps every one and holds no read buffer for them.
+#[test]
+fn idle_connections_stay_open_without_buffers_beside_the_load() {
+    let server = server(HttpMode::Pool);
+    let idle = IdleConnections::open(server.local_addr(), 300, "/bytes/64").unwrap();
+    assert_eq!(idle.len(), 300);
+    let r = arenapool_server::http::load::run(&arenapool_server::http::load::HttpLoadConfig {
+        target: server.local_addr(),
+        path: "/bytes/64".into(),
+        connections: 4,
+        threads: 1,
+        duration: Duration::from_millis(300),
+    })
+    .unwrap();
+    assert!(r.requests > 0 && r.errors == 0 && r.bad == 0, "{r:?}");
+    let stats = server.stats();
+    assert_eq!(
+        stats.open, 300,
+        "the load's connections closed, the idle ones stay"
+    );
+    // None of them holds a buffer (the last answer's goes back just
+    // after its bytes went out).
+    let pool = server.pool().expect("pool mode");
+    let t0 = std::time::Instant::now();
+    while pool.stats().in_use > 0 && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(pool.stats().in_use, 0, "{:?}", pool.stats());
+    drop(idle);
+    assert_eq!(server.shutdown().stats.requests, 300 + r.requests);
 }

@@ -25,9 +25,13 @@
 //! [`HttpConfig::max_connections`] the server accepts and at once closes
 //! new connections, counted.
 
+pub mod clients;
 mod conn;
 mod hyper_mode;
+pub mod load;
 mod parse;
+#[cfg(target_os = "linux")]
+pub mod study;
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
