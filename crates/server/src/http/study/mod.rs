@@ -17,21 +17,20 @@
 //! `SIGINT` fails the study, naming what it printed last. Linux only: it
 //! needs `/proc` and signals.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::path::PathBuf;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::chart;
 use crate::http::clients::{self, Client, ClientReport, ClientRun};
 use crate::http::load::IdleConnections;
 use crate::http::{HttpMode, HttpReport};
-use crate::rss;
+
+mod process;
+mod report;
+
+use process::{ServerProcess, mode_name};
 
 /// Many connections, most of them idle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -278,138 +277,6 @@ pub fn run(config: &StudyConfig, mut each: impl FnMut(&HttpRun)) -> Result<HttpS
     })
 }
 
-/// A server process of one run.
-struct ServerProcess {
-    child: Child,
-    addr: SocketAddr,
-    report: PathBuf,
-    output: mpsc::Receiver<String>,
-}
-
-impl ServerProcess {
-    fn start(config: &StudyConfig, case: Case, tag: &str) -> Result<ServerProcess, StudyError> {
-        let fail = |why: String| StudyError::Server {
-            mode: case.mode,
-            why,
-        };
-        let report = config.scratch.join(format!("serve-{tag}.json"));
-        let _ = std::fs::remove_file(&report);
-        let max = case.connections + case.idle + 1000;
-        // A cap on its life, should this process die without stopping it.
-        let cap = config.duration.as_secs() + 120;
-        let mut child = Command::new(&config.exe)
-            .args(["serve", "--protocol", "http", "--bind", "127.0.0.1:0"])
-            .args(["--mode", mode_name(case.mode)])
-            .args(["--workers", &config.workers.to_string()])
-            .args(["--max-connections", &max.to_string()])
-            .args(["--duration", &cap.to_string()])
-            .arg("--json")
-            .arg(&report)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| fail(format!("{}: {e}", config.exe.display())))?;
-        let (tx, output) = mpsc::channel();
-        for pipe in [
-            child
-                .stdout
-                .take()
-                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let tx = tx.clone();
-            thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        drop(tx);
-        let mut seen = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let addr = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match output.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(addr) = listening_address(&line) {
-                        break addr;
-                    }
-                    seen.push(line);
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(fail(format!(
-                        "it did not say where it listens: {}",
-                        seen.join(" | ")
-                    )));
-                }
-            }
-        };
-        Ok(ServerProcess {
-            child,
-            addr,
-            report,
-            output,
-        })
-    }
-
-    fn status_kib(&self, field: &str) -> Option<u64> {
-        let text = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        rss::parse_status_kib(&text, field)
-    }
-
-    /// Stops it with SIGINT and reads its report.
-    fn stop(mut self, mode: HttpMode) -> Result<HttpReport, StudyError> {
-        let fail = |why: String| StudyError::Server { mode, why };
-        let pid = rustix::process::Pid::from_raw(self.child.id().cast_signed())
-            .ok_or_else(|| fail("no process id".into()))?;
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
-        let status = self.child.wait().map_err(|e| fail(e.to_string()))?;
-        // What it printed last: the reader threads end with its pipes.
-        let rest: Vec<String> = self.output.iter().collect();
-        if !status.success() {
-            // A server that fails on the way out (an error, or a checker
-            // such as valgrind it runs under) fails the run.
-            let start = rest.len().saturating_sub(20);
-            return Err(fail(format!(
-                "it exited with {status}: {}",
-                rest[start..].join(" | ")
-            )));
-        }
-        let text = std::fs::read_to_string(&self.report).map_err(|e| {
-            fail(format!(
-                "no report in {} ({e}); it exited with {status}: {}",
-                self.report.display(),
-                rest.join(" | ")
-            ))
-        })?;
-        serde_json::from_str(&text).map_err(|e| fail(format!("its report: {e}")))
-    }
-}
-
-fn mode_name(mode: HttpMode) -> &'static str {
-    match mode {
-        HttpMode::Pool => "pool",
-        HttpMode::Vec => "vec",
-        HttpMode::Hyper => "hyper",
-    }
-}
-
-/// The address in the server's "HTTP on http://ADDR" line.
-fn listening_address(line: &str) -> Option<SocketAddr> {
-    let rest = line.split_once("HTTP on http://")?.1;
-    rest.split_whitespace().next()?.parse().ok()
-}
-
 fn one(config: &StudyConfig, case: Case) -> Result<HttpRun, StudyError> {
     let tag = format!(
         "{}-{}c-{}i-{}b",
@@ -479,179 +346,9 @@ fn one(config: &StudyConfig, case: Case) -> Result<HttpRun, StudyError> {
     })
 }
 
-fn mib(kib: Option<u64>) -> String {
-    kib.map_or_else(|| "n/a".into(), |k| format!("{:.1}", k as f64 / 1024.0))
-}
-
-fn opt(v: Option<f64>, digits: usize) -> String {
-    v.map_or_else(|| "n/a".into(), |v| format!("{v:.digits$}"))
-}
-
-/// The columns of the tables.
-const HEADER: [&str; 11] = [
-    "mode",
-    "connections",
-    "response",
-    "requests/s",
-    "p50 us",
-    "p99 us",
-    "RSS start MiB",
-    "RSS busy MiB",
-    "KiB/conn",
-    "allocs/req",
-    "errors",
-];
-
-impl HttpRun {
-    fn cells(&self) -> [String; 11] {
-        [
-            format!("{:?}", self.mode).to_lowercase(),
-            if self.idle > 0 {
-                format!("{} + {} idle", self.connections, self.idle)
-            } else {
-                self.connections.to_string()
-            },
-            format!("{} B", self.response_bytes),
-            format!("{:.0}", self.client.requests_per_s),
-            opt(self.client.p50_us, 0),
-            opt(self.client.p99_us, 0),
-            mib(self.rss_start_kib),
-            if self.idle > 0 {
-                format!(
-                    "{} ({} idle)",
-                    mib(self.rss_busy_kib),
-                    mib(self.rss_idle_kib)
-                )
-            } else {
-                mib(self.rss_busy_kib)
-            },
-            opt(self.kib_per_connection(), 2),
-            opt(self.allocations_per_request(), 3),
-            self.errors().to_string(),
-        ]
-    }
-}
-
-impl HttpStudy {
-    /// The runs as a text table, the notes under it.
-    pub fn table(&self) -> String {
-        let rows: Vec<[String; 11]> = self.runs.iter().map(HttpRun::cells).collect();
-        let mut width = HEADER.map(str::len);
-        for r in &rows {
-            for (w, c) in width.iter_mut().zip(r) {
-                *w = (*w).max(c.len());
-            }
-        }
-        let line = |cells: &[String]| {
-            let mut s = String::new();
-            for (i, (c, w)) in cells.iter().zip(width).enumerate() {
-                if i == 0 {
-                    s += &format!("{c:<w$}");
-                } else {
-                    s += &format!("  {c:>w$}");
-                }
-            }
-            s.trim_end().to_string() + "\n"
-        };
-        let mut out = line(&HEADER.map(String::from));
-        for r in &rows {
-            out += &line(r);
-        }
-        for n in &self.notes {
-            out += &format!("  {n}\n");
-        }
-        out
-    }
-
-    /// The runs as a markdown table, the notes as a list.
-    pub fn markdown(&self) -> String {
-        let mut out = format!("| {} |\n|", HEADER.join(" | "));
-        out += &"---|".repeat(HEADER.len());
-        out.push('\n');
-        for r in &self.runs {
-            out += &format!("| {} |\n", r.cells().join(" | "));
-        }
-        out.push('\n');
-        for n in &self.notes {
-            out += &format!("- {n}\n");
-        }
-        out
-    }
-
-    /// Writes `http.json`, `http.md` and the two charts into `dir`;
-    /// returns their paths.
-    ///
-    /// # Errors
-    ///
-    /// If a file cannot be written.
-    pub fn write(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-        std::fs::create_dir_all(dir)?;
-        let json = dir.join("http.json");
-        std::fs::write(&json, serde_json::to_string_pretty(self)?)?;
-        let md = dir.join("http.md");
-        std::fs::write(
-            &md,
-            format!(
-                "# The HTTP server under load ({} client)\n\n{}\n\
-                 ![server RSS against connections](http-rss.svg)\n\n\
-                 ![requests/s against connections](http-rps.svg)\n",
-                self.config.client,
-                self.markdown()
-            ),
-        )?;
-        let mut files = vec![json, md];
-        let busy: Vec<&HttpRun> = self.runs.iter().filter(|r| r.idle == 0).collect();
-        let size = self.config.responses.first().copied().unwrap_or(0);
-        let series = |f: &dyn Fn(&HttpRun) -> Option<f64>| -> Vec<chart::Series> {
-            self.config
-                .modes
-                .iter()
-                .map(|&m| chart::Series {
-                    name: mode_name(m).into(),
-                    colour: chart::http_colour(m),
-                    points: busy
-                        .iter()
-                        .filter(|r| r.mode == m && r.response_bytes == size)
-                        .filter_map(|r| Some((r.connections as f64, f(r)?)))
-                        .collect(),
-                })
-                .collect()
-        };
-        let rss = dir.join("http-rss.svg");
-        chart::lines_by_connections(
-            &format!("Server RSS against busy connections (GET /bytes/{size})"),
-            "server RSS halfway through the load (MiB)",
-            &series(&|r| Some(r.rss_busy_kib? as f64 / 1024.0)),
-            &rss,
-        )
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-        let rps = dir.join("http-rps.svg");
-        chart::lines_by_connections(
-            &format!("Requests/s against busy connections (GET /bytes/{size})"),
-            "requests/s (client's figure)",
-            &series(&|r| Some(r.client.requests_per_s)),
-            &rps,
-        )
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-        files.push(rss);
-        files.push(rps);
-        Ok(files)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_listening_line_gives_the_address() {
-        let line = "arenapool: HTTP on http://127.0.0.1:40123 (Pool mode, 2 workers, at most 10000 connections); Ctrl-C stops";
-        assert_eq!(
-            listening_address(line),
-            Some("127.0.0.1:40123".parse().unwrap())
-        );
-        assert_eq!(listening_address("arenapool: open-file limit 20000"), None);
-    }
 
     fn config() -> StudyConfig {
         StudyConfig {
