@@ -376,7 +376,7 @@ async fn serve(mut stream: TcpStream, mut input: impl Input, ctx: &Ctx) -> End {
         max_bytes: cfg.max_bytes,
     };
     let mut out = Output {
-        pool: ctx.pool.as_ref().map(|p| (p, 2 * cfg.read_buffer)),
+        pool: ctx.pool.as_ref().map(|p| (p, cfg.write_buffer())),
         stall: cfg.idle_timeout,
         buf: None,
         vec: Vec::new(),

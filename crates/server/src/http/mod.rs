@@ -164,10 +164,11 @@ impl HttpConfig {
         Ok(())
     }
 
-    /// Bytes per response buffer (pool mode): twice a read buffer, a
-    /// size class of its own.
-    fn write_buffer(&self) -> usize {
-        2 * self.read_buffer
+    /// Bytes per response buffer (pool mode), a size class of its own:
+    /// a response head and a body of twice a read buffer, so that a
+    /// 16 KiB answer goes out in one write.
+    pub(crate) fn write_buffer(&self) -> usize {
+        2 * self.read_buffer + parse::HEAD_MAX
     }
 }
 
