@@ -20,7 +20,9 @@ pub(crate) const MODES_VAR: &str = "ARENAPOOL_DEMO_HTTP_MODES";
 /// `arenapool bench-http`'s flags.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct BenchHttpArgs {
-    /// Short runs at fewer connections: a smoke test in seconds.
+    /// A smoke test in seconds: 100 and 1,000 connections, 128 B
+    /// answers, 990 idle beside 10 busy, 1 s each (in place of
+    /// --connections, --responses, the idle flags and --seconds).
     #[arg(long)]
     quick: bool,
     /// Server modes, comma-separated: pool, vec, hyper.

@@ -27,16 +27,18 @@ pub(crate) fn serve_http(
         Err(e) => println!("arenapool: open-file limit not raised: {e}"),
     }
     let server = HttpServer::start(config).map_err(|e| e.to_string())?;
-    println!(
-        "arenapool: HTTP on http://{} ({:?} mode, {} workers, at most {} connections); Ctrl-C stops",
-        server.local_addr(),
-        config.mode,
-        config.workers,
-        config.max_connections
-    );
+    let listening = || {
+        println!(
+            "arenapool: HTTP on http://{} ({:?} mode, {} workers, at most {} connections); Ctrl-C stops",
+            server.local_addr(),
+            config.mode,
+            config.workers,
+            config.max_connections
+        );
+    };
     let started = Instant::now();
     let mut last = HttpStats::default();
-    every_second_until(duration, || {
+    every_second_until(duration, listening, || {
         let s = server.stats();
         if s != last {
             println!(
@@ -82,13 +84,30 @@ pub(crate) fn serve_http(
     Ok(())
 }
 
-/// Calls `tick` every second until Ctrl-C or `duration`.
-fn every_second_until(duration: Option<Duration>, mut tick: impl FnMut()) -> Result<(), String> {
+/// Installs the Ctrl-C (SIGINT) handler, then calls `ready` (which says
+/// where the server listens: a SIGINT from then on is never lost, as a
+/// program that starts the server and stops it relies on), then `tick`
+/// every second until Ctrl-C or `duration`.
+fn every_second_until(
+    duration: Option<Duration>,
+    ready: impl FnOnce(),
+    mut tick: impl FnMut(),
+) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("starting a runtime: {e}"))?;
     rt.block_on(async {
+        #[cfg(unix)]
+        let mut interrupt =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                .map_err(|e| format!("handling SIGINT: {e}"))?;
+        #[cfg(unix)]
+        let ctrl_c = interrupt.recv();
+        #[cfg(not(unix))]
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        ready();
         let mut every = tokio::time::interval(Duration::from_secs(1));
         every.tick().await;
         let until = async {
@@ -100,34 +119,36 @@ fn every_second_until(duration: Option<Duration>, mut tick: impl FnMut()) -> Res
         tokio::pin!(until);
         loop {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => break,
+                _ = &mut ctrl_c => break,
                 () = &mut until => break,
                 _ = every.tick() => tick(),
             }
         }
-    });
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Runs a server until Ctrl-C (or `duration`), printing its counters
 /// every second and a summary at the end.
 pub(crate) fn serve(config: ServerConfig, duration: Option<Duration>) -> Result<(), String> {
     let server = Server::start(config).map_err(|e| e.to_string())?;
-    println!(
-        "arenapool: serving on {} ({} mode, {} workers, {}-byte buffers{}); Ctrl-C stops",
-        server.local_addr(),
-        config.mode,
-        config.workers,
-        config.buffer_size,
-        if config.mode.uses_pool() {
-            format!(", pool of {}", config.capacity)
-        } else {
-            String::new()
-        }
-    );
+    let listening = || {
+        println!(
+            "arenapool: serving on {} ({} mode, {} workers, {}-byte buffers{}); Ctrl-C stops",
+            server.local_addr(),
+            config.mode,
+            config.workers,
+            config.buffer_size,
+            if config.mode.uses_pool() {
+                format!(", pool of {}", config.capacity)
+            } else {
+                String::new()
+            }
+        );
+    };
     let started = Instant::now();
     let mut last = ServerStats::default();
-    every_second_until(duration, || {
+    every_second_until(duration, listening, || {
         let s = server.stats();
         if s != last {
             println!(

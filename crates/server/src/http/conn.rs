@@ -293,7 +293,8 @@ impl Output<'_> {
                 let k = n.min(b.remaining());
                 let len = b.len();
                 fill(&mut b.spare_mut()[..k]);
-                let _ = b.set_len(len + k);
+                b.set_len(len + k)
+                    .expect("k <= remaining: within the capacity, and written");
                 k
             }
             _ => {
@@ -354,7 +355,8 @@ impl Output<'_> {
         http10: bool,
     ) -> io::Result<usize> {
         if self.pool.is_none() {
-            // Vec mode: each response in a `Vec` of its own, sized for it.
+            // Vec mode: each response in a `Vec` of its own, sized for
+            // the longest head and this body.
             self.flush(stream).await?;
             self.vec = Vec::with_capacity(HEAD_MAX + len);
         }

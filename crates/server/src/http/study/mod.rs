@@ -111,7 +111,8 @@ impl HttpRun {
         self.server.allocs.allocations_per_packet()
     }
 
-    /// Errors on either side: the client's failed and non-2xx requests.
+    /// Errors the client counted: broken or timed-out requests, and
+    /// answers of 400 or above.
     pub fn errors(&self) -> u64 {
         self.client.errors + self.client.non_2xx
     }
@@ -262,7 +263,7 @@ pub fn run(config: &StudyConfig, mut each: impl FnMut(&HttpRun)) -> Result<HttpS
         format!(
             "server: `arenapool serve --protocol http`, {} worker threads, a fresh process per run; RSS from its \
              /proc/<pid>/status: at start, with idle connections open, halfway through the load (KiB/conn is the \
-             growth from start over open connections), and its peak",
+             growth from start over open connections), and its peak (VmHWM, in the JSON)",
             config.workers
         ),
         format!(

@@ -106,13 +106,29 @@ impl ServerProcess {
         rss::parse_status_kib(&text, field)
     }
 
+    /// How long a server may take to stop (under valgrind, seconds).
+    const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+
     /// Stops it with SIGINT and reads its report.
     pub(super) fn stop(mut self, mode: HttpMode) -> Result<HttpReport, StudyError> {
         let fail = |why: String| StudyError::Server { mode, why };
         let pid = rustix::process::Pid::from_raw(self.child.id().cast_signed())
             .ok_or_else(|| fail("no process id".into()))?;
         let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
-        let status = self.child.wait().map_err(|e| fail(e.to_string()))?;
+        let deadline = Instant::now() + Self::STOP_TIMEOUT;
+        let status = loop {
+            match self.child.try_wait().map_err(|e| fail(e.to_string()))? {
+                Some(status) => break status,
+                None if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
+                None => {
+                    // Dropping `self` kills it.
+                    return Err(fail(format!(
+                        "it did not stop within {} s of SIGINT",
+                        Self::STOP_TIMEOUT.as_secs()
+                    )));
+                }
+            }
+        };
         // What it printed last: the reader threads end with its pipes.
         let rest: Vec<String> = self.output.iter().collect();
         if !status.success() {
@@ -132,6 +148,17 @@ impl ServerProcess {
             ))
         })?;
         serde_json::from_str(&text).map_err(|e| fail(format!("its report: {e}")))
+    }
+}
+
+impl Drop for ServerProcess {
+    /// A server not stopped (an error on the way, a panic) is killed,
+    /// not left running until its `--duration` cap.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
