@@ -80,8 +80,26 @@ fn client(asked: &str) -> Result<(Client, String), String> {
     Ok((c, format!("load from {c} (--client)")))
 }
 
+/// Where a study writes each client's raw output and each server's
+/// report.
 fn scratch(out: &std::path::Path) -> PathBuf {
     out.join("http-runs")
+}
+
+/// The settings of every quick run (`bench-http --quick`, `demo
+/// --quick`): 100 and 1,000 connections, 128 B answers, 990 idle beside
+/// 10 busy, 1 s each.
+fn quick_settings(config: StudyConfig) -> StudyConfig {
+    StudyConfig {
+        connections: vec![100, 1000],
+        responses: vec![128],
+        idle: Some(IdleCase {
+            total: 1000,
+            busy: 10,
+        }),
+        duration: Duration::from_secs(1),
+        ..config
+    }
 }
 
 fn exe() -> Result<PathBuf, String> {
@@ -89,8 +107,7 @@ fn exe() -> Result<PathBuf, String> {
 }
 
 /// Runs `config`, one progress line (or `step` on the bar) per run.
-fn measure(mut config: StudyConfig, bar: Option<(&ProgressBar, u64)>) -> Result<HttpStudy, String> {
-    config.scratch = scratch(&config.scratch);
+fn measure(config: StudyConfig, bar: Option<(&ProgressBar, u64)>) -> Result<HttpStudy, String> {
     let total = config.run_count();
     let mut done = 0;
     let study = study::run(&config, |r| {
@@ -149,36 +166,25 @@ pub(crate) fn validate(args: &BenchHttpArgs) -> Result<(), String> {
 pub(crate) fn bench_http(args: &BenchHttpArgs) -> Result<(), String> {
     let (client, why) = client(&args.client)?;
     println!("arenapool bench-http: {why}");
-    let quick = args.quick;
     let config = StudyConfig {
         exe: exe()?,
         modes: args.modes.clone(),
-        connections: if quick {
-            vec![100, 1000]
-        } else {
-            args.connections.clone()
-        },
-        responses: if quick {
-            vec![128]
-        } else {
-            args.responses.clone()
-        },
-        idle: match (quick, args.idle_total) {
-            (true, _) => Some(IdleCase {
-                total: 1000,
-                busy: 10,
-            }),
-            (false, 0) => None,
-            (false, total) => Some(IdleCase {
-                total,
-                busy: args.idle_busy,
-            }),
-        },
-        duration: Duration::from_secs(if quick { 1 } else { args.seconds }),
+        connections: args.connections.clone(),
+        responses: args.responses.clone(),
+        idle: (args.idle_total > 0).then_some(IdleCase {
+            total: args.idle_total,
+            busy: args.idle_busy,
+        }),
+        duration: Duration::from_secs(args.seconds),
         client,
         client_threads: args.client_threads,
         workers: args.workers,
-        scratch: args.out.clone(),
+        scratch: scratch(&args.out),
+    };
+    let config = if args.quick {
+        quick_settings(config)
+    } else {
+        config
     };
     let study = measure(config, None)?;
     println!("{}", study.table());
@@ -224,32 +230,26 @@ impl Part3 {
         if modes.is_empty() {
             return Err(format!("{MODES_VAR} names no mode"));
         }
+        let config = StudyConfig {
+            exe: exe()?,
+            modes,
+            connections: vec![100, 1000, 10_000],
+            responses: vec![128],
+            idle: Some(IdleCase {
+                total: 10_000,
+                busy: 100,
+            }),
+            duration: Duration::from_secs(2),
+            client,
+            client_threads: 2,
+            workers: 2,
+            scratch: scratch(out),
+        };
         Ok(Part3 {
-            config: StudyConfig {
-                exe: exe()?,
-                modes,
-                connections: if quick {
-                    vec![100, 1000]
-                } else {
-                    vec![100, 1000, 10_000]
-                },
-                responses: vec![128],
-                idle: Some(if quick {
-                    IdleCase {
-                        total: 1000,
-                        busy: 10,
-                    }
-                } else {
-                    IdleCase {
-                        total: 10_000,
-                        busy: 100,
-                    }
-                }),
-                duration: Duration::from_secs(if quick { 1 } else { 2 }),
-                client,
-                client_threads: 2,
-                workers: 2,
-                scratch: out.to_path_buf(),
+            config: if quick {
+                quick_settings(config)
+            } else {
+                config
             },
             client_line,
         })

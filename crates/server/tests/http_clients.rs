@@ -17,11 +17,11 @@ mod support;
 
 use support::skip::skip;
 
-fn have(tool: &str) -> bool {
-    let found = Command::new(tool).arg("--version").output().is_ok();
+fn have(client: Client) -> bool {
+    let found = client.installed();
     if !found {
         skip(format_args!(
-            "{tool} is not installed (apt-get install wrk nghttp2-client)"
+            "{client} is not installed (apt-get install wrk nghttp2-client)"
         ));
     }
     found
@@ -49,7 +49,7 @@ fn number_after(text: &str, label: &str) -> Option<u64> {
 
 #[test]
 fn wrk_sees_no_errors_and_the_counts_agree() {
-    if !have("wrk") {
+    if !have(Client::Wrk) {
         return;
     }
     for mode in [HttpMode::Pool, HttpMode::Vec, HttpMode::Hyper] {
@@ -87,7 +87,7 @@ fn wrk_sees_no_errors_and_the_counts_agree() {
 
 #[test]
 fn h2load_sees_no_errors_and_the_counts_agree() {
-    if !have("h2load") {
+    if !have(Client::H2load) {
         return;
     }
     for mode in [HttpMode::Pool, HttpMode::Vec, HttpMode::Hyper] {
@@ -124,7 +124,7 @@ fn h2load_sees_no_errors_and_the_counts_agree() {
 fn every_client_reports_what_the_server_answered() {
     let scratch = std::env::temp_dir().join(format!("arenapool-clients-{}", std::process::id()));
     for client in Client::ALL {
-        if client != Client::Builtin && !have(client.name()) {
+        if !have(client) {
             continue;
         }
         let server = server(HttpMode::Pool);

@@ -285,29 +285,24 @@ impl Output<'_> {
         Ok(())
     }
 
-    /// Appends what fits now of `n` bytes made by `fill` (all of them in
-    /// Vec mode); returns how many.
+    /// Pool mode, after [`room`](Self::room): appends what fits of `n`
+    /// bytes, written in place by `fill`; returns how many.
     fn fill_some(&mut self, n: usize, fill: impl FnOnce(&mut [u8])) -> usize {
-        match (&mut self.buf, self.pool) {
-            (Some(b), Some(_)) => {
-                let k = n.min(b.remaining());
-                let len = b.len();
-                fill(&mut b.spare_mut()[..k]);
-                b.set_len(len + k)
-                    .expect("k <= remaining: within the capacity, and written");
-                k
-            }
-            _ => {
-                let len = self.vec.len();
-                self.vec.resize(len + n, 0);
-                fill(&mut self.vec[len..]);
-                n
-            }
-        }
+        let b = self.buf.as_mut().expect("room() took a buffer");
+        let k = n.min(b.remaining());
+        let len = b.len();
+        fill(&mut b.spare_mut()[..k]);
+        b.set_len(len + k)
+            .expect("k <= remaining: within the capacity, and written");
+        k
     }
 
     /// Appends `bytes`, writing out full buffers on the way.
     async fn put(&mut self, stream: &mut TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+        if self.pool.is_none() {
+            self.vec.extend_from_slice(bytes);
+            return Ok(());
+        }
         while !bytes.is_empty() {
             self.room(stream, 1).await?;
             let k = self.fill_some(bytes.len(), |dst| dst.copy_from_slice(&bytes[..dst.len()]));
@@ -318,6 +313,10 @@ impl Output<'_> {
 
     /// Appends `n` bytes of the `/bytes/N` body.
     async fn put_body(&mut self, stream: &mut TcpStream, n: usize) -> io::Result<()> {
+        if self.pool.is_none() {
+            self.vec.extend((0..n).map(body_byte));
+            return Ok(());
+        }
         let mut done = 0;
         while done < n {
             self.room(stream, 1).await?;
@@ -354,17 +353,24 @@ impl Output<'_> {
         keep_alive: bool,
         http10: bool,
     ) -> io::Result<usize> {
+        // The head is made after the last await, so that its stack copy
+        // is not held across one.
+        let head = || {
+            let mut bytes = [0u8; HEAD_MAX];
+            let n = parse::write_head(&mut bytes, status, len, keep_alive, http10);
+            (bytes, n)
+        };
         if self.pool.is_none() {
-            // Vec mode: each response in a `Vec` of its own, sized for
-            // the longest head and this body.
+            // Vec mode: each response in a `Vec` of its own, sized for it.
             self.flush(stream).await?;
-            self.vec = Vec::with_capacity(HEAD_MAX + len);
+            let (bytes, n) = head();
+            self.vec = Vec::with_capacity(n + len);
+            self.vec.extend_from_slice(&bytes[..n]);
+            return Ok(n);
         }
         self.room(stream, HEAD_MAX).await?;
-        // Written in one piece, with no await while the stack copy lives.
-        let mut head = [0u8; HEAD_MAX];
-        let n = parse::write_head(&mut head, status, len, keep_alive, http10);
-        let put = self.fill_some(n, |dst| dst.copy_from_slice(&head[..n]));
+        let (bytes, n) = head();
+        let put = self.fill_some(n, |dst| dst.copy_from_slice(&bytes[..n]));
         debug_assert_eq!(put, n, "room() made HEAD_MAX bytes of room");
         Ok(n)
     }
