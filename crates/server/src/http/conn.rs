@@ -14,7 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::time::timeout;
 
-use super::parse::{self, HEAD_MAX, Limits, Parsed, Route, Status, body_byte};
+use super::parse::{self, HEAD_MAX, Limits, Parsed, Route, Status, body_chunks};
 use super::{Ctx, HttpMode};
 use crate::allocs::{AllocWindow, Sample};
 
@@ -314,15 +314,17 @@ impl Output<'_> {
     /// Appends `n` bytes of the `/bytes/N` body.
     async fn put_body(&mut self, stream: &mut TcpStream, n: usize) -> io::Result<()> {
         if self.pool.is_none() {
-            self.vec.extend((0..n).map(body_byte));
+            parse::extend_body(&mut self.vec, n);
             return Ok(());
         }
         let mut done = 0;
         while done < n {
             self.room(stream, 1).await?;
             done += self.fill_some(n - done, |dst| {
-                for (i, b) in dst.iter_mut().enumerate() {
-                    *b = body_byte(done + i);
+                let mut at = 0;
+                for chunk in body_chunks(done, dst.len()) {
+                    dst[at..at + chunk.len()].copy_from_slice(chunk);
+                    at += chunk.len();
                 }
             });
         }

@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::Ctx;
-use super::parse::{Status, body_byte};
+use super::parse::{Status, extend_body};
 
 /// Serves one connection with hyper until it closes.
 pub(super) async fn serve(stream: TcpStream, ctx: Arc<Ctx>) {
@@ -34,10 +34,11 @@ async fn answer(req: Request<Incoming>, ctx: &Ctx) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     let (status, body) = if let Some(n) = path.strip_prefix("/bytes/") {
         match n.parse::<usize>() {
-            Ok(n) if n <= cfg.max_bytes && req.method() == Method::GET => (
-                Status::Ok,
-                (0..n).map(body_byte).collect::<Vec<u8>>().into(),
-            ),
+            Ok(n) if n <= cfg.max_bytes && req.method() == Method::GET => {
+                let mut body = Vec::new();
+                extend_body(&mut body, n);
+                (Status::Ok, body.into())
+            }
             Ok(n) if n <= cfg.max_bytes => (Status::MethodNotAllowed, Bytes::new()),
             _ => (Status::BadRequest, Bytes::new()),
         }

@@ -211,13 +211,65 @@ pub(crate) const HEAD_MAX: usize = 160;
 /// The byte at `offset` of every `/bytes/N` body: a repeating alphabet,
 /// so a client can check it.
 #[inline]
-pub(crate) fn body_byte(offset: usize) -> u8 {
+pub(crate) const fn body_byte(offset: usize) -> u8 {
     b'a' + (offset % 26) as u8
+}
+
+/// 40 rounds of the body's alphabet, copied from rather than computed a
+/// byte at a time (a division per byte took 40 % of pool mode's time on
+/// 16 KiB answers, under `perf record`).
+static BODY: [u8; 26 * 40] = {
+    let mut a = [0u8; 26 * 40];
+    let mut i = 0;
+    while i < a.len() {
+        a[i] = body_byte(i);
+        i += 1;
+    }
+    a
+};
+
+/// Appends the first `n` bytes of a `/bytes/N` body to `v`.
+pub(crate) fn extend_body(v: &mut Vec<u8>, n: usize) {
+    v.reserve(n);
+    for chunk in body_chunks(0, n) {
+        v.extend_from_slice(chunk);
+    }
+}
+
+/// Bytes `offset..offset + n` of a `/bytes/N` body, as slices of
+/// [`BODY`].
+pub(crate) fn body_chunks(mut offset: usize, n: usize) -> impl Iterator<Item = &'static [u8]> {
+    let end = offset + n;
+    std::iter::from_fn(move || {
+        (offset < end).then(|| {
+            let start = offset % 26;
+            let k = (end - offset).min(BODY.len() - start);
+            offset += k;
+            &BODY[start..start + k]
+        })
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn body_chunks_are_the_body() {
+        for (offset, n) in [
+            (0, 0),
+            (0, 1),
+            (0, 26),
+            (5, 1040),
+            (25, 3000),
+            (1039, 17),
+            (7, 16_384),
+        ] {
+            let got: Vec<u8> = body_chunks(offset, n).flatten().copied().collect();
+            let want: Vec<u8> = (offset..offset + n).map(body_byte).collect();
+            assert_eq!(got, want, "offset {offset}, {n} bytes");
+        }
+    }
 
     const LIMITS: Limits = Limits {
         max_body: 1000,
