@@ -185,10 +185,11 @@ fn idle_connections_stay_open_without_buffers_beside_the_load() {
     let server = server(HttpMode::Pool);
     let idle = IdleConnections::open(server.local_addr(), 300, "/bytes/64").unwrap();
     assert_eq!(idle.len(), 300);
+    let busy = 4;
     let r = arenapool_server::http::load::run(&arenapool_server::http::load::HttpLoadConfig {
         target: server.local_addr(),
         path: "/bytes/64".into(),
-        connections: 4,
+        connections: busy,
         threads: 1,
         duration: Duration::from_millis(300),
     })
@@ -208,5 +209,12 @@ fn idle_connections_stay_open_without_buffers_beside_the_load() {
     }
     assert_eq!(pool.stats().in_use, 0, "{:?}", pool.stats());
     drop(idle);
-    assert_eq!(server.shutdown().stats.requests, 300 + r.requests);
+    // The load counts the answers it read whole; an answer in flight when
+    // it stopped was sent but not counted: at most one per connection.
+    let answered = server.shutdown().stats.requests;
+    assert!(
+        (300 + r.requests..=300 + r.requests + busy as u64).contains(&answered),
+        "the server answered {answered}, the load counted 300 + {}",
+        r.requests
+    );
 }
