@@ -14,56 +14,13 @@ use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use arenapool::Pool;
-use arenapool::uring::{Completion, Ring, UringError};
+use arenapool::uring::UringError;
 
-#[path = "support/skip.rs"]
-mod skip;
-
-/// A ring, or `None` (after [`skip::skip`]) when the kernel refuses
-/// io_uring (`ENOSYS`, `EPERM`).
-fn ring(pool: &Pool, fixed: bool) -> Option<Ring> {
-    let made = if fixed {
-        Ring::new(pool.clone(), 32)
-    } else {
-        Ring::without_fixed_buffers(pool.clone(), 32)
-    };
-    match made {
-        Ok(r) => Some(r),
-        Err(UringError::Setup(e))
-            if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) =>
-        {
-            skip::skip(format_args!("the kernel refuses io_uring ({e})"));
-            None
-        }
-        Err(e) => panic!("cannot build the ring: {e}"),
-    }
-}
-
-/// Waits for `n` completions (a hang guard of about 10 s, not a timing
-/// assertion).
-fn collect(ring: &mut Ring, n: usize) -> Vec<Completion> {
-    let mut out = Vec::new();
-    for _ in 0..100 {
-        ring.submit_and_wait_timeout(1, Duration::from_millis(100))
-            .unwrap();
-        while let Some(c) = ring.next_completion() {
-            out.push(c);
-        }
-        if out.len() >= n {
-            return out;
-        }
-    }
-    panic!("only {} of {n} completions arrived", out.len());
-}
-
-fn one(ring: &mut Ring) -> Completion {
-    let mut v = collect(ring, 1);
-    assert_eq!(v.len(), 1, "one completion expected: {v:?}");
-    v.pop().unwrap()
-}
+#[path = "support/uring_ring.rs"]
+mod uring_ring;
+use uring_ring::{collect, one, ring};
 
 /// A file in the temp directory, removed on drop.
 struct TempFile(PathBuf);

@@ -5,6 +5,7 @@
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::ops::Range;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::time::Duration;
 
 use io_uring::{cqueue, types};
@@ -19,6 +20,29 @@ use super::{CANCEL_TAG, Kind, Ring};
 /// reused table entry gets a new id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct OpId(pub(super) u64);
+
+impl OpId {
+    /// The operation's entry in the ring's table: unique among the
+    /// operations in flight, reused once the operation ended, and below
+    /// the number of entries the table ever had (it starts with as many as
+    /// the submission queue and grows only when more operations are in
+    /// flight at once). Key a side table of your own with it (a `Vec`
+    /// indexed by it) to find what a completion belongs to without a map.
+    ///
+    /// ```no_run
+    /// # let pool = arenapool::Pool::new(2048, 16)?;
+    /// # let mut ring = arenapool::uring::Ring::without_fixed_buffers(pool.clone(), 32)?;
+    /// # let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    /// let group = ring.provide_buffers(1, 8)?;
+    /// let mut owner = vec![None; 64];
+    /// let id = ring.recv_multi(&socket, group)?;
+    /// owner[id.index()] = Some("the socket's receive");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn index(self) -> usize {
+        (self.0 & u64::from(u32::MAX)) as usize
+    }
+}
 
 /// A provided buffer ring of one [`Ring`]: what
 /// [`Ring::provide_buffers`] returns, to name it in receives.
@@ -65,6 +89,9 @@ pub struct Completion {
     /// For [`recvmsg_multi`](Ring::recvmsg_multi) with data: the source
     /// and where the payload is.
     pub msg: Option<RecvMsgInfo>,
+    /// For [`accept_multi`](Ring::accept_multi): the accepted socket,
+    /// owned (dropping it closes it); `result` then holds its number.
+    pub accepted: Option<OwnedFd>,
 }
 
 impl Completion {
@@ -239,7 +266,18 @@ impl Ring {
         };
         let kind = self.ops[idx].kind;
         let mut msg = None;
+        let mut accepted = None;
         let buf = match kind {
+            Kind::Accept => {
+                if res >= 0 {
+                    // SAFETY: a successful accept's result is a descriptor
+                    // the kernel just opened for this completion; nothing
+                    // else in the process knows it, so it is ours to own
+                    // and close.
+                    accepted = Some(unsafe { OwnedFd::from_raw_fd(res) });
+                }
+                None
+            }
             Kind::ReadFixed | Kind::Write if more => None,
             Kind::ReadFixed => self.ops[idx].buf.take().map(|mut b| {
                 let n = usize::try_from(res).unwrap_or(0);
@@ -279,6 +317,7 @@ impl Ring {
             buf,
             more,
             msg,
+            accepted,
         };
         // Last, with the table complete: refilling the ring takes buffers
         // from the pool, which may run user code (a waiter's waker) that

@@ -43,6 +43,11 @@
 //!   completion's buffer id turns it back into an [`OwnedBuf`] whose length
 //!   is what the kernel wrote. The used id is refilled from the pool at
 //!   once, or later if the pool is empty ([`BufRingStats`]).
+//! * **TCP.** [`Ring::accept_multi`] accepts connections (each completion
+//!   owns the new socket, [`Completion::accepted`]), [`Ring::recv_multi`]
+//!   with a provided ring lets thousands of connections share a few
+//!   buffers (an idle connection holds none), and [`Ring::send`] sends
+//!   from a buffer the table owns until the send ends.
 //! * **Registered buffers.** [`Ring::new`] registers every arena segment
 //!   that exists then, once (one iovec per segment, split at slot
 //!   boundaries into pieces of at most 1 GiB). Buffers from segments the
@@ -180,6 +185,8 @@ enum Kind {
     Select(usize),
     /// Multishot `recvmsg` with buffers from group `.0`.
     SelectMsg(usize),
+    /// Multishot `accept`: each completion's result is a new descriptor.
+    Accept,
 }
 
 /// Storage the kernel may read through pointers until an operation ends.

@@ -147,6 +147,95 @@ impl Ring {
         self.commit_with(idx, Kind::Write, buf, entry)
     }
 
+    /// Sends `buf[range]` on a connected socket (`IORING_OP_SEND`, with
+    /// `MSG_NOSIGNAL`: a peer that is gone gives `EPIPE`, not a signal).
+    /// The buffer needs no registration and may come from any pool; the
+    /// completion gives it back unchanged. On a stream socket the kernel
+    /// may send less than the range when the connection's send buffer
+    /// fills: the completion's result says how much went, and the rest
+    /// is the caller's to send again.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_to`](Self::send_to).
+    ///
+    /// ```no_run
+    /// # let pool = arenapool::Pool::new(2048, 16)?;
+    /// # let mut ring = arenapool::uring::Ring::without_fixed_buffers(pool.clone(), 32)?;
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let stream = std::net::TcpStream::connect(listener.local_addr()?)?;
+    /// let mut buf = pool.try_acquire_owned().unwrap();
+    /// buf.extend_from_slice(b"hello")?;
+    /// let len = buf.len();
+    /// ring.send(&stream, buf, 0..len).map_err(|r| r.error)?;
+    /// ring.submit_and_wait(1)?;
+    /// let done = ring.next_completion().unwrap();
+    /// assert_eq!(done.result?, 5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send(
+        &mut self,
+        fd: &impl AsFd,
+        buf: OwnedBuf,
+        range: Range<usize>,
+    ) -> Result<OpId, Rejected> {
+        if range.start > range.end || range.end > buf.len() {
+            let error = UringError::BadRange {
+                start: range.start,
+                end: range.end,
+                len: buf.len(),
+            };
+            return Err(Rejected { error, buf });
+        }
+        let Ok(len) = u32::try_from(range.end - range.start) else {
+            return Err(Rejected {
+                error: UringError::TooLarge,
+                buf,
+            });
+        };
+        let fd = types::Fd(fd.as_fd().as_raw_fd());
+        let ptr = buf
+            .slot_ptr()
+            .as_ptr()
+            .cast_const()
+            .wrapping_add(range.start);
+        let entry = opcode::Send::new(fd, ptr, len)
+            .flags(libc::MSG_NOSIGNAL)
+            .build();
+        self.start_with(Kind::Write, buf, entry)
+    }
+
+    /// Multishot accept (`IORING_OP_ACCEPT` with
+    /// `IORING_ACCEPT_MULTISHOT`, Linux 5.19): one submission, one
+    /// completion per connection, whose [`Completion::accepted`] owns the
+    /// new socket (close-on-exec). It goes on until a completion says
+    /// [`more`](Completion::more)` == false` (an error such as `EMFILE`
+    /// when the process is out of descriptors, or a cancel): re-submit
+    /// it then.
+    ///
+    /// # Errors
+    ///
+    /// [`UringError::QueueFull`].
+    ///
+    /// ```no_run
+    /// # let pool = arenapool::Pool::new(2048, 16)?;
+    /// # let mut ring = arenapool::uring::Ring::without_fixed_buffers(pool.clone(), 32)?;
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// ring.accept_multi(&listener)?;
+    /// let client = std::net::TcpStream::connect(listener.local_addr()?)?;
+    /// ring.submit_and_wait(1)?;
+    /// let done = ring.next_completion().unwrap();
+    /// let socket = done.accepted.expect("a connection");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn accept_multi(&mut self, listener: &impl AsFd) -> Result<OpId, UringError> {
+        let fd = types::Fd(listener.as_fd().as_raw_fd());
+        let entry = opcode::AcceptMulti::new(fd)
+            .flags(libc::SOCK_CLOEXEC)
+            .build();
+        self.start(Kind::Accept, entry)
+    }
+
     /// Receives once from `fd` into a buffer the kernel picks from
     /// `group` (`IORING_OP_RECV` with buffer select). The completion
     /// carries that buffer, its length set to the bytes received.
