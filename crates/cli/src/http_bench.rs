@@ -25,9 +25,10 @@ pub(crate) struct BenchHttpArgs {
     /// --connections, --responses, the idle flags and --seconds).
     #[arg(long)]
     quick: bool,
-    /// Server modes, comma-separated: pool, vec, hyper.
-    #[arg(long, value_delimiter = ',', default_value = "pool,vec,hyper")]
-    modes: Vec<HttpMode>,
+    /// Server modes, comma-separated: pool, vec, uring, hyper [default:
+    /// all four, less uring where the kernel gives no io_uring].
+    #[arg(long, value_delimiter = ',')]
+    modes: Option<Vec<HttpMode>>,
     /// Busy keep-alive connection counts, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "100,1000,10000", value_parser = crate::at_least_one)]
     connections: Vec<usize>,
@@ -168,7 +169,10 @@ pub(crate) fn bench_http(args: &BenchHttpArgs) -> Result<(), String> {
     println!("arenapool bench-http: {why}");
     let config = StudyConfig {
         exe: exe()?,
-        modes: args.modes.clone(),
+        modes: match &args.modes {
+            Some(m) => m.clone(),
+            None => runnable_modes("bench-http")?,
+        },
         connections: args.connections.clone(),
         responses: args.responses.clone(),
         idle: (args.idle_total > 0).then_some(IdleCase {
@@ -206,6 +210,33 @@ pub(crate) fn written(files: &[PathBuf]) -> String {
     )
 }
 
+/// Every HTTP mode, in table order.
+const ALL_MODES: [HttpMode; 4] = [
+    HttpMode::Pool,
+    HttpMode::Vec,
+    HttpMode::Uring,
+    HttpMode::Hyper,
+];
+
+/// Every HTTP mode that runs here: io_uring mode is left out, with the
+/// reason printed, where the kernel or the machine cannot run it (in
+/// strict mode that is an error).
+fn runnable_modes(what: &str) -> Result<Vec<HttpMode>, String> {
+    match arenapool_server::Mode::Uring.unavailable() {
+        None => Ok(ALL_MODES.to_vec()),
+        Some(why) if crate::strict() => Err(format!(
+            "uring mode cannot run here, and ARENAPOOL_STRICT=1 allows nothing to be left out: {why}"
+        )),
+        Some(why) => {
+            println!("arenapool: uring mode left out of {what}: {why}");
+            Ok(ALL_MODES
+                .into_iter()
+                .filter(|&m| m != HttpMode::Uring)
+                .collect())
+        }
+    }
+}
+
 /// The demo's part 3: what it runs.
 pub(crate) struct Part3 {
     config: StudyConfig,
@@ -214,13 +245,13 @@ pub(crate) struct Part3 {
 }
 
 impl Part3 {
-    /// The demo's settings: pool, Vec and hyper at 100, 1,000 and 10,000
+    /// The demo's settings: pool, Vec, io_uring and hyper at 100, 1,000 and 10,000
     /// busy connections for 2 s each, and 9,900 idle + 100 busy; quick:
     /// 100 and 1,000 for 1 s, and 990 idle + 10 busy.
     pub(crate) fn new(quick: bool, out: &std::path::Path) -> Result<Part3, String> {
         let (client, client_line) = client("auto")?;
         let modes = match std::env::var(MODES_VAR) {
-            Err(_) => vec![HttpMode::Pool, HttpMode::Vec, HttpMode::Hyper],
+            Err(_) => runnable_modes("the demo")?,
             Ok(list) => list
                 .split(',')
                 .map(|m| m.trim().parse::<HttpMode>())

@@ -55,9 +55,9 @@ enum Command {
         #[arg(long, value_enum, default_value = "udp")]
         protocol: Protocol,
         /// Where buffers come from: pool, vec, or uring (pool buffers through
-        /// io_uring: provided buffer ring, multishot recvmsg; Linux; UDP
-        /// only); for HTTP also hyper (hyper serving the same routes, the
-        /// reference). `--io uring` says the same.
+        /// io_uring: a provided buffer ring, multishot receives; Linux); for
+        /// HTTP also hyper (hyper serving the same routes, the reference).
+        /// `--io uring` says the same.
         #[arg(long, visible_alias = "io", default_value = "pool")]
         mode: String,
         /// HTTP: most open connections; more are accepted and closed.
@@ -290,13 +290,7 @@ fn main() {
             duration,
             json,
         } => {
-            let mode = match mode.as_str() {
-                "uring" => fail(
-                    USAGE,
-                    "HTTP over io_uring is not built yet: use --mode pool, vec or hyper",
-                ),
-                m => m.parse::<HttpMode>().unwrap_or_else(|e| fail(USAGE, e)),
-            };
+            let mode = mode.parse::<HttpMode>().unwrap_or_else(|e| fail(USAGE, e));
             let config = HttpConfig {
                 mode,
                 bind,

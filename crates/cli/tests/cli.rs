@@ -103,16 +103,18 @@ fn quick_demo_prints_both_parts_and_writes_the_report() {
     assert_eq!(runs[0]["mode"], "pool");
     assert_eq!(runs[0]["server"]["allocs"]["counted"], true);
     assert_eq!(runs[0]["server"]["allocs"]["allocations"], 0);
-    part3_is_whole(&json["http"], &text);
+    part3_is_whole(&json["http"], &text, uring);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Part 3 of the quick demo: pool, Vec and hyper at 100 and 1,000
-/// connections and with 990 idle beside 10 busy, each answered without
-/// errors, with the server's memory read and its allocations counted.
-fn part3_is_whole(http: &serde_json::Value, text: &str) {
+/// Part 3 of the quick demo: pool, Vec, io_uring (where it runs) and
+/// hyper at 100 and 1,000 connections and with 990 idle beside 10 busy,
+/// each answered without errors, with the server's memory read and its
+/// allocations counted.
+fn part3_is_whole(http: &serde_json::Value, text: &str, uring: bool) {
     let runs = http["runs"].as_array().expect("part 3's runs");
-    assert_eq!(runs.len(), 3 * 2 + 3, "{text}");
+    let modes = 3 + usize::from(uring);
+    assert_eq!(runs.len(), modes * 3, "{text}");
     let client = http["config"]["client"].as_str().unwrap();
     assert!(
         text.contains(&format!("load from {client}")),
@@ -129,7 +131,7 @@ fn part3_is_whole(http: &serde_json::Value, text: &str) {
         match r["mode"].as_str().unwrap() {
             // New connections after the warm-up allocate (their tasks),
             // requests do not.
-            "Pool" => assert!(per < 0.05, "pool mode: {per} allocations per request: {r}"),
+            "Pool" | "Uring" => assert!(per < 0.05, "pooled: {per} allocations per request: {r}"),
             // A fresh Vec per response.
             "Vec" => assert!(per >= 0.9, "vec mode: {per} allocations per request: {r}"),
             _ => {}
@@ -185,4 +187,30 @@ fn serve_takes_io_uring_as_its_mode() {
     }
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(text.contains("(uring mode"), "{text}");
+}
+
+#[test]
+fn serve_http_takes_io_uring_as_its_mode() {
+    let out = arenapool(&[
+        "serve",
+        "--protocol",
+        "http",
+        "--mode",
+        "uring",
+        "--bind",
+        "127.0.0.1:0",
+        "--duration",
+        "0.3",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    if let Some(why) = support::uring_refused() {
+        assert_eq!(out.status.code(), Some(1), "{text}\n{err}");
+        support::skip::skip(format_args!(
+            "the kernel refuses io_uring (io_uring_setup: {why})"
+        ));
+        return;
+    }
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(text.contains("(Uring mode"), "{text}");
 }

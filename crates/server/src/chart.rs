@@ -139,12 +139,13 @@ pub(crate) fn throughput(runs: &[CaseResult], path: &Path) -> Result<(), Box<dyn
     Ok(())
 }
 
-/// The colour of an HTTP server mode: pool and Vec as in the packet
-/// server's charts, hyper its own.
+/// The colour of an HTTP server mode: pool, Vec and io_uring as in the
+/// packet server's charts, hyper its own.
 pub(crate) fn http_colour(mode: HttpMode) -> RGBColor {
     match mode {
         HttpMode::Pool => colour(Mode::Pool),
         HttpMode::Vec => colour(Mode::Vec),
+        HttpMode::Uring => colour(Mode::Uring),
         HttpMode::Hyper => RGBColor(198, 40, 40),
     }
 }

@@ -117,7 +117,7 @@ fn probe() -> Result<(), String> {
 
 /// Keeps the kernel's error kind (`PermissionDenied` when io_uring is
 /// refused, say) and says that io_uring was what failed.
-fn to_io(e: UringError) -> io::Error {
+pub(crate) fn to_io(e: UringError) -> io::Error {
     let kind = match &e {
         UringError::Setup(e) | UringError::Register(e) => e.kind(),
         UringError::RegisterBufRing { source, .. } => source.kind(),

@@ -1,4 +1,5 @@
-//! The HTTP server against a client written here, in both modes:
+//! The HTTP server against a client written here, in the pool, Vec and
+//! io_uring modes (io_uring where the kernel gives it):
 //! keep-alive, pipelining, HTTP/1.0, bodies in pieces, every refusal with
 //! its status and counter, slowloris and idle timeouts, the connection
 //! cap, and (pool mode) idle connections holding no buffer.
@@ -8,6 +9,8 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use arenapool_server::http::{HttpConfig, HttpMode, HttpServer};
+
+mod support;
 
 fn start(mode: HttpMode, f: impl FnOnce(&mut HttpConfig)) -> HttpServer {
     let mut cfg = HttpConfig {
@@ -77,11 +80,19 @@ fn closed(r: &mut BufReader<TcpStream>) -> bool {
     r.read_to_end(&mut rest).is_ok() && rest.is_empty()
 }
 
-const MODES: [HttpMode; 2] = [HttpMode::Pool, HttpMode::Vec];
+/// The modes every test runs: pool, Vec, and io_uring unless the kernel
+/// refuses io_uring (a skip, which strict mode fails).
+fn modes() -> Vec<HttpMode> {
+    let mut m = vec![HttpMode::Pool, HttpMode::Vec];
+    if support::http_mode_runs_here(HttpMode::Uring) {
+        m.push(HttpMode::Uring);
+    }
+    m
+}
 
 #[test]
 fn keep_alive_and_pipelining_answer_in_order() {
-    for mode in MODES {
+    for mode in modes() {
         let server = start(mode, |_| {});
         let s = connect(&server);
         let mut r = BufReader::new(s.try_clone().unwrap());
@@ -125,7 +136,7 @@ fn keep_alive_and_pipelining_answer_in_order() {
 
 #[test]
 fn http10_closes_unless_asked_to_keep_alive() {
-    for mode in MODES {
+    for mode in modes() {
         let server = start(mode, |_| {});
         let mut r = BufReader::new(connect(&server));
         r.get_mut()
@@ -152,7 +163,7 @@ fn http10_closes_unless_asked_to_keep_alive() {
 
 #[test]
 fn bodies_arrive_in_pieces_and_past_a_buffer() {
-    for mode in MODES {
+    for mode in modes() {
         let server = start(mode, |_| {});
         let s = connect(&server);
         let mut r = BufReader::new(s.try_clone().unwrap());
@@ -186,7 +197,7 @@ fn bodies_arrive_in_pieces_and_past_a_buffer() {
 
 #[test]
 fn bad_requests_get_their_status_and_are_counted() {
-    for mode in MODES {
+    for mode in modes() {
         let server = start(mode, |_| {});
         let cases: Vec<(Vec<u8>, u16)> = vec![
             (b"NOT HTTP AT ALL\r\n\r\n".to_vec(), 400),
@@ -247,7 +258,7 @@ fn bad_requests_get_their_status_and_are_counted() {
 
 #[test]
 fn slow_heads_and_idle_connections_are_closed_on_time() {
-    for mode in MODES {
+    for mode in modes() {
         let server = start(mode, |c| {
             c.header_timeout = Duration::from_millis(300);
             c.idle_timeout = Duration::from_millis(600);
@@ -288,7 +299,7 @@ fn slow_heads_and_idle_connections_are_closed_on_time() {
 
 #[test]
 fn connections_past_the_cap_are_refused_and_counted() {
-    for mode in MODES {
+    for mode in modes() {
         let server = start(mode, |c| c.max_connections = 2);
         let mut held: Vec<BufReader<TcpStream>> = (0..2)
             .map(|_| {
@@ -326,36 +337,50 @@ fn connections_past_the_cap_are_refused_and_counted() {
 
 #[test]
 fn idle_connections_hold_no_pooled_buffer() {
-    let server = start(HttpMode::Pool, |c| {
-        c.buffers = 8;
-        c.max_connections = 200;
-    });
-    let conns: Vec<BufReader<TcpStream>> = (0..100)
-        .map(|_| {
-            let mut r = BufReader::new(connect(&server));
-            r.get_mut()
-                .write_all(b"GET /bytes/100 HTTP/1.1\r\n\r\n")
-                .unwrap();
-            assert_eq!(read_answer(&mut r).unwrap().code, 200);
-            r
-        })
-        .collect();
-    let pool = server.pool().unwrap();
-    // The last answer's buffer goes back just after its bytes went out.
-    let t0 = std::time::Instant::now();
-    while pool.stats().in_use > 0 && t0.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(5));
+    let mut modes = vec![HttpMode::Pool];
+    if support::http_mode_runs_here(HttpMode::Uring) {
+        modes.push(HttpMode::Uring);
     }
-    assert_eq!(pool.stats().in_use, 0, "100 idle connections hold buffers");
-    let classes = pool.class_stats();
-    assert!(
-        classes[0].stats.capacity <= 16,
-        "the read class grew to {} for 100 sequential requests",
-        classes[0].stats.capacity
-    );
-    assert_eq!(server.stats().open, 100);
-    drop(conns);
-    server.shutdown();
+    for mode in modes {
+        let server = start(mode, |c| {
+            c.buffers = 8;
+            c.max_connections = 200;
+        });
+        let conns: Vec<BufReader<TcpStream>> = (0..100)
+            .map(|_| {
+                let mut r = BufReader::new(connect(&server));
+                r.get_mut()
+                    .write_all(b"GET /bytes/100 HTTP/1.1\r\n\r\n")
+                    .unwrap();
+                assert_eq!(read_answer(&mut r).unwrap().code, 200);
+                r
+            })
+            .collect();
+        let pool = server.pool().unwrap();
+        // io_uring mode lends its provided ring's buffers to the kernel
+        // for good; beyond those, nothing is held. The last answer's
+        // buffer goes back just after its bytes went out.
+        let lent = server.lent_buffers();
+        assert_eq!(lent, if mode == HttpMode::Uring { 8 } else { 0 });
+        let t0 = std::time::Instant::now();
+        while pool.stats().in_use > lent && t0.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(
+            pool.stats().in_use,
+            lent,
+            "{mode:?}: 100 idle connections hold buffers"
+        );
+        let classes = pool.class_stats();
+        assert!(
+            classes[0].stats.capacity <= 16 + lent,
+            "{mode:?}: the read class grew to {} for 100 sequential requests",
+            classes[0].stats.capacity
+        );
+        assert_eq!(server.stats().open, 100, "{mode:?}");
+        drop(conns);
+        server.shutdown();
+    }
 }
 
 /// The reference mode serves the same routes, keep-alive and pipelined.
@@ -378,7 +403,7 @@ fn hyper_mode_serves_the_same_routes() {
 
 #[test]
 fn expect_100_continue_gets_its_interim_answer() {
-    for mode in MODES {
+    for mode in modes() {
         let server = start(mode, |_| {});
         let mut r = BufReader::new(connect(&server));
         r.get_mut()
@@ -397,7 +422,7 @@ fn expect_100_continue_gets_its_interim_answer() {
 
 #[test]
 fn stalled_bodies_and_readers_are_closed_and_counted() {
-    for mode in MODES {
+    for mode in modes() {
         let server = start(mode, |c| {
             c.header_timeout = Duration::from_millis(300);
             c.idle_timeout = Duration::from_millis(500);

@@ -1,6 +1,6 @@
 //! The HTTP server against clients nobody here wrote: wrk and h2load
-//! (`--h1`), for a few seconds each, in all three modes (hyper's the
-//! reference), and against our own load generator, the fallback. Each
+//! (`--h1`), for a few seconds each, in every mode (hyper's the
+//! reference; io_uring where the kernel gives it), and against our own load generator, the fallback. Each
 //! client must see no error and only 200s, and the server's counters must
 //! agree with what the client reports. Without the tools (Debian:
 //! `apt-get install wrk nghttp2-client`) the tests skip, which fails in
@@ -25,6 +25,15 @@ fn have(client: Client) -> bool {
         ));
     }
     found
+}
+
+/// Every mode, io_uring where the kernel gives it.
+fn modes() -> Vec<HttpMode> {
+    let mut m = vec![HttpMode::Pool, HttpMode::Vec, HttpMode::Hyper];
+    if support::http_mode_runs_here(HttpMode::Uring) {
+        m.insert(2, HttpMode::Uring);
+    }
+    m
 }
 
 fn server(mode: HttpMode) -> HttpServer {
@@ -52,7 +61,7 @@ fn wrk_sees_no_errors_and_the_counts_agree() {
     if !have(Client::Wrk) {
         return;
     }
-    for mode in [HttpMode::Pool, HttpMode::Vec, HttpMode::Hyper] {
+    for mode in modes() {
         let server = server(mode);
         let url = format!("http://{}/bytes/128", server.local_addr());
         let out = Command::new("wrk")
@@ -90,7 +99,7 @@ fn h2load_sees_no_errors_and_the_counts_agree() {
     if !have(Client::H2load) {
         return;
     }
-    for mode in [HttpMode::Pool, HttpMode::Vec, HttpMode::Hyper] {
+    for mode in modes() {
         let server = server(mode);
         for path in ["/bytes/128", "/bytes/16384"] {
             let url = format!("http://{}{path}", server.local_addr());
@@ -178,43 +187,55 @@ fn the_builtin_client_counts_wrong_answers_as_bad() {
     assert_eq!(server.shutdown().stats.not_found, 3);
 }
 
-/// Many idle connections held open beside the load, in pool mode: the
-/// server keeps every one and holds no read buffer for them.
+/// Many idle connections held open beside the load, in pool and io_uring
+/// modes: the server keeps every one and holds no read buffer for them.
 #[test]
 fn idle_connections_stay_open_without_buffers_beside_the_load() {
-    let server = server(HttpMode::Pool);
-    let idle = IdleConnections::open(server.local_addr(), 300, "/bytes/64").unwrap();
-    assert_eq!(idle.len(), 300);
-    let busy = 4;
-    let r = arenapool_server::http::load::run(&arenapool_server::http::load::HttpLoadConfig {
-        target: server.local_addr(),
-        path: "/bytes/64".into(),
-        connections: busy,
-        threads: 1,
-        duration: Duration::from_millis(300),
-    })
-    .unwrap();
-    assert!(r.requests > 0 && r.errors == 0 && r.bad == 0, "{r:?}");
-    let stats = server.stats();
-    assert_eq!(
-        stats.open, 300,
-        "the load's connections closed, the idle ones stay"
-    );
-    // None of them holds a buffer (the last answer's goes back just
-    // after its bytes went out).
-    let pool = server.pool().expect("pool mode");
-    let t0 = std::time::Instant::now();
-    while pool.stats().in_use > 0 && t0.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(5));
+    let mut modes = vec![HttpMode::Pool];
+    if support::http_mode_runs_here(HttpMode::Uring) {
+        modes.push(HttpMode::Uring);
     }
-    assert_eq!(pool.stats().in_use, 0, "{:?}", pool.stats());
-    drop(idle);
-    // The load counts the answers it read whole; an answer in flight when
-    // it stopped was sent but not counted: at most one per connection.
-    let answered = server.shutdown().stats.requests;
-    assert!(
-        (300 + r.requests..=300 + r.requests + busy as u64).contains(&answered),
-        "the server answered {answered}, the load counted 300 + {}",
-        r.requests
-    );
+    for mode in modes {
+        let server = server(mode);
+        let idle = IdleConnections::open(server.local_addr(), 300, "/bytes/64").unwrap();
+        assert_eq!(idle.len(), 300);
+        let busy = 4;
+        let r = arenapool_server::http::load::run(&arenapool_server::http::load::HttpLoadConfig {
+            target: server.local_addr(),
+            path: "/bytes/64".into(),
+            connections: busy,
+            threads: 1,
+            duration: Duration::from_millis(300),
+        })
+        .unwrap();
+        assert!(
+            r.requests > 0 && r.errors == 0 && r.bad == 0,
+            "{mode:?}: {r:?}"
+        );
+        let stats = server.stats();
+        assert_eq!(
+            stats.open, 300,
+            "{mode:?}: the load's connections closed, the idle ones stay"
+        );
+        // None of them holds a buffer (the last answer's goes back just
+        // after its bytes went out); io_uring mode lends its provided
+        // rings' buffers to the kernel, whatever the connections do.
+        let pool = server.pool().expect("a pooled mode");
+        let lent = server.lent_buffers();
+        let t0 = std::time::Instant::now();
+        while pool.stats().in_use > lent && t0.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(pool.stats().in_use, lent, "{mode:?}: {:?}", pool.stats());
+        drop(idle);
+        // The load counts the answers it read whole; an answer in flight
+        // when it stopped was sent but not counted: at most one per
+        // connection.
+        let answered = server.shutdown().stats.requests;
+        assert!(
+            (300 + r.requests..=300 + r.requests + busy as u64).contains(&answered),
+            "{mode:?}: the server answered {answered}, the load counted 300 + {}",
+            r.requests
+        );
+    }
 }

@@ -2,7 +2,8 @@
 //! binary installs the counting global allocator, and each server worker
 //! counts its own thread's allocations after a warm-up, so the clients in
 //! the same process are not counted. Vec mode, same load, is the control:
-//! it allocates for every response.
+//! it allocates for every response. io_uring mode, where the kernel
+//! gives it, allocates nothing either.
 
 use std::alloc::System;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -10,6 +11,8 @@ use std::net::TcpStream;
 
 use arenapool_alloc::Counting;
 use arenapool_server::http::{HttpConfig, HttpMode, HttpReport, HttpServer};
+
+mod support;
 
 #[global_allocator]
 static ALLOC: Counting<System> = Counting::new(System);
@@ -94,6 +97,19 @@ fn pool_mode_allocates_nothing_per_request_and_vec_mode_does() {
         (0, 0),
         "pool mode allocated in its steady state: {a:?}"
     );
+
+    // io_uring mode: no task per connection, no tokio, the same zero.
+    if support::http_mode_runs_here(HttpMode::Uring) {
+        let uring = run(HttpMode::Uring);
+        assert_eq!(uring.stats.ok as usize, CLIENTS * PER_CLIENT);
+        let u = uring.allocs;
+        assert!(u.counted && u.packets >= 5000, "{u:?}");
+        assert_eq!(
+            (u.allocations, u.reallocations),
+            (0, 0),
+            "io_uring mode allocated in its steady state: {u:?}"
+        );
+    }
 
     let vec = run(HttpMode::Vec);
     let v = vec.allocs;

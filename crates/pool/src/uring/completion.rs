@@ -299,7 +299,10 @@ impl Ring {
                     self.stats.strays += 1;
                 }
                 if let (Kind::SelectMsg(_), Some(b), true) = (kind, &picked, res >= 0) {
-                    msg = parse_recvmsg(b, &self.ops[idx].msg.hdr);
+                    msg = self.ops[idx]
+                        .msg
+                        .as_ref()
+                        .and_then(|m| parse_recvmsg(b, &m.hdr));
                 }
                 picked
             }

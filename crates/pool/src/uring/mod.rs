@@ -59,8 +59,9 @@
 //!   handle's raw slot pointer (derived from the arena allocation, never
 //!   from a `&[u8]`), and a buffer the kernel may write is marked dirty in
 //!   full first, so `zero_on_release` clears whatever the kernel wrote.
-//! * **Steady state allocates nothing.** Table entries (and their boxed
-//!   message storage) are made once and reused through a free list;
+//! * **Steady state allocates nothing.** Table entries (and, in a ring
+//!   that sends or receives with `sendmsg`/`recvmsg`, their boxed message
+//!   storage) are made once and reused through a free list;
 //!   completions, errors (`io::Error` from an errno) and socket addresses
 //!   are plain values.
 //!
@@ -190,8 +191,8 @@ enum Kind {
 }
 
 /// Storage the kernel may read through pointers until an operation ends.
-/// Boxed once per table entry, so its address is stable while the table
-/// grows.
+/// Boxed at most once per table entry, so its address is stable while the
+/// table grows.
 struct Msg {
     hdr: libc::msghdr,
     iov: libc::iovec,
@@ -220,7 +221,10 @@ struct Op {
     kind: Kind,
     /// The buffer the kernel reads or writes (fixed ops and sends).
     buf: Option<OwnedBuf>,
-    msg: Box<Msg>,
+    /// Every entry has one once the ring served an operation that needs
+    /// one (`sendmsg`, `recvmsg`: [`Ring::msgs`]); the entries of a ring
+    /// that only accepts, receives and sends stay small.
+    msg: Option<Box<Msg>>,
 }
 
 /// A fixed-buffer index and the slots it covers.
@@ -260,6 +264,10 @@ pub struct Ring {
     /// Free entries of `ops`.
     free: Vec<u32>,
     groups: Vec<BufRing>,
+    /// Every table entry has its `Msg` (made for all of them, at once,
+    /// the first time one is needed: so a ring in steady state allocates
+    /// none).
+    msgs: bool,
     stats: RingStats,
     /// Set in `Drop`: no restocking, cancels are ours.
     draining: bool,
@@ -369,6 +377,7 @@ impl Ring {
             ops: Vec::with_capacity(sq),
             free: Vec::with_capacity(sq),
             groups: Vec::new(),
+            msgs: false,
             stats: RingStats::default(),
             draining: false,
             cancel_any_failed: false,

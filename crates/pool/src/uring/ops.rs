@@ -374,7 +374,7 @@ impl Ring {
             .ok_or(UringError::NotRegistered { index: buf.index() })
     }
 
-    /// Adds `n` free entries to the table (each with its boxed `Msg`).
+    /// Adds `n` free entries to the table.
     pub(super) fn grow_table(&mut self, n: usize) {
         for _ in 0..n {
             let Ok(idx) = u32::try_from(self.ops.len()) else {
@@ -385,7 +385,7 @@ impl Ring {
                 live: false,
                 kind: Kind::Write,
                 buf: None,
-                msg: Msg::new(),
+                msg: self.msgs.then(Msg::new),
             });
             self.free.push(idx);
         }
@@ -393,9 +393,23 @@ impl Ring {
         self.free.sort_unstable_by(|a, b| b.cmp(a));
     }
 
-    /// Makes room in the submission queue and takes a free table entry,
-    /// whose `Msg` the caller may fill before [`commit`](Self::commit).
+    /// [`reserve_entry`](Self::reserve_entry), and the entry's `Msg`,
+    /// which the caller may fill before [`commit`](Self::commit). The
+    /// first call gives every entry its `Msg`.
     pub(super) fn reserve(&mut self) -> Result<(u32, &mut Msg), UringError> {
+        if !self.msgs {
+            self.msgs = true;
+            for op in &mut self.ops {
+                op.msg.get_or_insert_with(Msg::new);
+            }
+        }
+        let idx = self.reserve_entry()?;
+        let msg = self.ops[idx as usize].msg.get_or_insert_with(Msg::new);
+        Ok((idx, &mut **msg))
+    }
+
+    /// Makes room in the submission queue and takes a free table entry.
+    pub(super) fn reserve_entry(&mut self) -> Result<u32, UringError> {
         if self.ring.submission().is_full() {
             // A failed submit leaves the queue full; reported below.
             let _ = self.ring.submit();
@@ -406,13 +420,12 @@ impl Ring {
         if self.free.is_empty() {
             self.grow_table(self.ops.len().max(16));
         }
-        let idx = self.free.pop().ok_or(UringError::QueueFull)?;
-        Ok((idx, &mut *self.ops[idx as usize].msg))
+        self.free.pop().ok_or(UringError::QueueFull)
     }
 
     /// Reserves an entry and queues an operation without a buffer.
     pub(super) fn start(&mut self, kind: Kind, entry: squeue::Entry) -> Result<OpId, UringError> {
-        let (idx, _) = self.reserve()?;
+        let idx = self.reserve_entry()?;
         self.commit(idx, kind, entry)
     }
 
@@ -423,8 +436,8 @@ impl Ring {
         buf: OwnedBuf,
         entry: squeue::Entry,
     ) -> Result<OpId, Rejected> {
-        match self.reserve() {
-            Ok((idx, _)) => self.commit_with(idx, kind, buf, entry),
+        match self.reserve_entry() {
+            Ok(idx) => self.commit_with(idx, kind, buf, entry),
             Err(error) => Err(Rejected { error, buf }),
         }
     }

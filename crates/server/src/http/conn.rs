@@ -44,9 +44,7 @@ pub(super) fn worker(
         }
     };
     let ctx = Arc::new(ctx);
-    if ctx.config.warmup == 0 {
-        WARM.set(Some(Sample::now()));
-    }
+    start_counting(ctx.config.warmup);
     rt.block_on(async {
         let listener = match TcpListener::from_std(listener) {
             Ok(l) => l,
@@ -66,27 +64,53 @@ pub(super) fn worker(
             }
         }
     });
-    let window = match WARM.get() {
-        Some(start) => {
-            AllocWindow::between(start, Sample::now(), ANSWERED.get() - ctx.config.warmup)
-        }
-        None => AllocWindow::default(),
-    };
+    let window = counted(ctx.config.warmup);
     // Dropping the runtime drops the connections still open, and their
     // buffers go back to the pool.
     drop(rt);
     window
 }
 
-/// Serves `stream` on its own task, or closes it at the connection cap.
-fn accept(stream: TcpStream, ctx: &Arc<Ctx>) {
+/// Counts a new connection as open, or as refused at the cap (the caller
+/// then closes it); returns whether it may be served.
+pub(super) fn admit(ctx: &Ctx) -> bool {
     let open = &ctx.open;
     if open.fetch_add(1, Relaxed) >= ctx.config.max_connections {
         open.fetch_sub(1, Relaxed);
         ctx.counters.refused.fetch_add(1, Relaxed);
-        return; // dropping the stream closes it
+        return false;
     }
     ctx.counters.connections.fetch_add(1, Relaxed);
+    true
+}
+
+/// Counts why a served connection ended, and that it is no longer open.
+fn ended(ctx: &Ctx, end: End) {
+    count_end(ctx, end);
+    ctx.open.fetch_sub(1, Relaxed);
+}
+
+/// Counts why a connection ended (or is ending).
+pub(super) fn count_end(ctx: &Ctx, end: End) {
+    let c = &ctx.counters;
+    let reason = match end {
+        End::Closed => None,
+        End::HeaderTimeout => Some(&c.header_timeouts),
+        End::SlowBody => Some(&c.slow_bodies),
+        End::SlowReader => Some(&c.slow_readers),
+        End::Idle => Some(&c.idle_closed),
+        End::Io => Some(&c.io_errors),
+    };
+    if let Some(r) = reason {
+        r.fetch_add(1, Relaxed);
+    }
+}
+
+/// Serves `stream` on its own task, or closes it at the connection cap.
+fn accept(stream: TcpStream, ctx: &Arc<Ctx>) {
+    if !admit(ctx) {
+        return; // dropping the stream closes it
+    }
     let _ = stream.set_nodelay(true);
     let ctx = Arc::clone(ctx);
     if ctx.config.mode == HttpMode::Hyper {
@@ -114,31 +138,13 @@ fn accept(stream: TcpStream, ctx: &Arc<Ctx>) {
                 serve(stream, input, &ctx).await
             }
         };
-        let c = &ctx.counters;
-        match end {
-            End::Closed => {}
-            End::HeaderTimeout => {
-                c.header_timeouts.fetch_add(1, Relaxed);
-            }
-            End::SlowBody => {
-                c.slow_bodies.fetch_add(1, Relaxed);
-            }
-            End::SlowReader => {
-                c.slow_readers.fetch_add(1, Relaxed);
-            }
-            End::Idle => {
-                c.idle_closed.fetch_add(1, Relaxed);
-            }
-            End::Io => {
-                c.io_errors.fetch_add(1, Relaxed);
-            }
-        }
-        ctx.open.fetch_sub(1, Relaxed);
+        ended(&ctx, end);
     });
 }
 
 /// Why a connection ended.
-enum End {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum End {
     /// The peer closed it, or a request asked for (or forced) the close.
     Closed,
     HeaderTimeout,
@@ -412,16 +418,7 @@ async fn serve(mut stream: TcpStream, mut input: impl Input, ctx: &Ctx) -> End {
                 Parsed::Request(req) => {
                     head_since = None;
                     input.consume(req.head_len);
-                    let status = match req.route {
-                        Route::Bytes(_) | Route::Echo => Status::Ok,
-                        Route::NotFound => Status::NotFound,
-                        Route::WrongMethod => Status::MethodNotAllowed,
-                    };
-                    let len = match req.route {
-                        Route::Bytes(n) => n,
-                        Route::Echo => req.body_len,
-                        _ => 0,
-                    };
+                    let (status, len) = req.answer();
                     let stall = cfg.header_timeout;
                     let r: io::Result<usize> = async {
                         if req.expect_continue && input.data().len() < req.body_len {
@@ -589,6 +586,21 @@ async fn refuse(stream: &mut TcpStream, out: &mut Output<'_>, status: Status, ct
 async fn close(stream: &mut TcpStream) -> End {
     let _ = stream.shutdown().await;
     End::Closed
+}
+
+/// Starts this worker's allocation window now if there is no warm-up.
+pub(super) fn start_counting(warmup: u64) {
+    if warmup == 0 {
+        WARM.set(Some(Sample::now()));
+    }
+}
+
+/// This worker's allocation window: from the end of its warm-up to now.
+pub(super) fn counted(warmup: u64) -> AllocWindow {
+    match WARM.get() {
+        Some(start) => AllocWindow::between(start, Sample::now(), ANSWERED.get() - warmup),
+        None => AllocWindow::default(),
+    }
 }
 
 /// Counts an answered request on this worker; the allocation window

@@ -32,6 +32,8 @@ pub mod load;
 mod parse;
 #[cfg(target_os = "linux")]
 pub mod study;
+#[cfg(target_os = "linux")]
+mod uring_mode;
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -56,6 +58,12 @@ pub enum HttpMode {
     Pool,
     /// A `Vec` read buffer per connection and a `Vec` per response.
     Vec,
+    /// io_uring (Linux 5.19 or later), no tokio: per worker one multishot
+    /// accept, a multishot `recv` per connection with buffers from a
+    /// provided ring of pool buffers shared by all its connections, and
+    /// sends from pooled response buffers. An idle connection holds no
+    /// buffer and no task, only a small table entry.
+    Uring,
     /// hyper serving the same routes: the reference (its own buffers).
     /// Its refusals differ: hyper answers what it parses itself (a bad
     /// head, an oversized one) before the routes see it, and counts only
@@ -69,8 +77,11 @@ impl std::str::FromStr for HttpMode {
         match s {
             "pool" => Ok(HttpMode::Pool),
             "vec" => Ok(HttpMode::Vec),
+            "uring" => Ok(HttpMode::Uring),
             "hyper" => Ok(HttpMode::Hyper),
-            _ => Err(format!("unknown HTTP mode {s:?}: pool, vec or hyper")),
+            _ => Err(format!(
+                "unknown HTTP mode {s:?}: pool, vec, uring or hyper"
+            )),
         }
     }
 }
@@ -88,8 +99,10 @@ pub struct HttpConfig {
     /// Bytes per read buffer, and so the largest request head. Default
     /// 8192.
     pub read_buffer: usize,
-    /// Read buffers the pool starts with (pool mode); it grows to
-    /// `max_connections` of them. Default 256.
+    /// Read buffers the pool starts with (pool and io_uring modes); it
+    /// grows to `max_connections` of them. In io_uring mode each worker's
+    /// provided ring also holds this many (rounded up to a power of two),
+    /// shared by all its connections. Default 256.
     pub buffers: usize,
     /// Open connections at most; more are accepted and closed at once.
     /// Default 10,000.
@@ -236,6 +249,10 @@ pub struct HttpStats {
     pub io_errors: u64,
     /// Response bytes written.
     pub bytes_out: u64,
+    /// io_uring mode: receives that ended because the worker's provided
+    /// ring had no buffer (`ENOBUFS`); each was re-armed once buffers came
+    /// back, and its bytes waited in the kernel.
+    pub recv_ran_dry: u64,
 }
 
 /// The live counters: relaxed atomics, shared by a worker's tasks.
@@ -251,6 +268,7 @@ pub(crate) struct Counters {
     idle_closed: AtomicU64,
     io_errors: AtomicU64,
     bytes_out: AtomicU64,
+    pub(crate) recv_ran_dry: AtomicU64,
 }
 
 impl Counters {
@@ -280,6 +298,7 @@ impl Counters {
             idle_closed: self.idle_closed.load(Relaxed),
             io_errors: self.io_errors.load(Relaxed),
             bytes_out: self.bytes_out.load(Relaxed),
+            recv_ran_dry: self.recv_ran_dry.load(Relaxed),
         }
     }
 }
@@ -358,11 +377,14 @@ impl HttpServer {
     pub fn start(config: HttpConfig) -> Result<HttpServer, HttpError> {
         config.validate()?;
         let pool = match config.mode {
-            HttpMode::Pool => {
+            HttpMode::Pool | HttpMode::Uring => {
                 let most = config.max_connections.max(config.buffers);
+                // io_uring mode: each worker's provided ring holds a share
+                // of read buffers beside those the connections hold.
+                let lent = lent_buffers(&config);
                 Some(
                     Pool::builder()
-                        .growing_class(config.read_buffer, config.buffers, most)
+                        .growing_class(config.read_buffer, config.buffers, most + lent)
                         .growing_class(config.write_buffer(), config.buffers, most)
                         .fall_up(false)
                         .build()?,
@@ -396,7 +418,11 @@ impl HttpServer {
             let stop2 = Arc::clone(&stop);
             let thread = thread::Builder::new()
                 .name(format!("arenapool-http-{i}"))
-                .spawn(move || conn::worker(listener, ctx, stop2, ready))
+                .spawn(move || match ctx.config.mode {
+                    #[cfg(target_os = "linux")]
+                    HttpMode::Uring => uring_mode::worker(listener, ctx, stop2, ready),
+                    _ => conn::worker(listener, ctx, stop2, ready),
+                })
                 .map_err(io_err("starting a worker thread"))?;
             server.workers.push(Worker {
                 thread,
@@ -415,9 +441,17 @@ impl HttpServer {
         self.local_addr
     }
 
-    /// The pool (pool mode).
+    /// The pool (pool and io_uring modes).
     pub fn pool(&self) -> Option<&Pool> {
         self.pool.as_ref()
+    }
+
+    /// Read buffers lent to the kernel for good: in io_uring mode, each
+    /// worker's provided ring holds `buffers` of them (rounded up to a
+    /// power of two), whatever the connections do; 0 in the other modes.
+    /// They count as in use in the pool's stats.
+    pub fn lent_buffers(&self) -> usize {
+        lent_buffers(&self.config)
     }
 
     /// The counters now, summed over the workers.
@@ -487,7 +521,17 @@ impl HttpStats {
             idle_closed: self.idle_closed + o.idle_closed,
             io_errors: self.io_errors + o.io_errors,
             bytes_out: self.bytes_out + o.bytes_out,
+            recv_ran_dry: self.recv_ran_dry + o.recv_ran_dry,
         }
+    }
+}
+
+/// See [`HttpServer::lent_buffers`].
+fn lent_buffers(config: &HttpConfig) -> usize {
+    match config.mode {
+        #[cfg(target_os = "linux")]
+        HttpMode::Uring => config.workers * uring_mode::ring_entries(config.buffers) as usize,
+        _ => 0,
     }
 }
 

@@ -33,6 +33,18 @@ pub(crate) struct Request {
     pub(crate) expect_continue: bool,
 }
 
+impl Request {
+    /// The answer's status and body length.
+    pub(crate) fn answer(&self) -> (Status, usize) {
+        match self.route {
+            Route::Bytes(n) => (Status::Ok, n),
+            Route::Echo => (Status::Ok, self.body_len),
+            Route::NotFound => (Status::NotFound, 0),
+            Route::WrongMethod => (Status::MethodNotAllowed, 0),
+        }
+    }
+}
+
 /// What a request asks for.
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 pub(crate) enum Route {

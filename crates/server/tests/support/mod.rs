@@ -6,6 +6,7 @@
 use std::io;
 
 use arenapool_server::Mode;
+use arenapool_server::http::HttpMode;
 
 #[path = "../../../pool/tests/support/skip.rs"]
 pub mod skip;
@@ -61,6 +62,20 @@ pub fn mode_runs_here(mode: Mode) -> bool {
     }
     if let Some(why) = mode.unavailable() {
         panic!("{mode} mode fails its probe here: {why}");
+    }
+    true
+}
+
+/// Whether the HTTP server's `mode` runs here: io_uring mode only where
+/// the kernel gives io_uring (else a skip, as [`mode_runs_here`]).
+pub fn http_mode_runs_here(mode: HttpMode) -> bool {
+    if mode == HttpMode::Uring
+        && let Some(why) = uring_refused()
+    {
+        skip::skip(format_args!(
+            "HTTP io_uring mode: the kernel refuses io_uring (io_uring_setup: {why})"
+        ));
+        return false;
     }
     true
 }

@@ -166,6 +166,7 @@ pub(super) fn mode_name(mode: HttpMode) -> &'static str {
     match mode {
         HttpMode::Pool => "pool",
         HttpMode::Vec => "vec",
+        HttpMode::Uring => "uring",
         HttpMode::Hyper => "hyper",
     }
 }
