@@ -344,6 +344,7 @@ fn idle_connections_hold_no_pooled_buffer() {
     for mode in modes {
         let server = start(mode, |c| {
             c.buffers = 8;
+            c.ring_buffers = 5;
             c.max_connections = 200;
         });
         let conns: Vec<BufReader<TcpStream>> = (0..100)
@@ -361,7 +362,11 @@ fn idle_connections_hold_no_pooled_buffer() {
         // for good; beyond those, nothing is held. The last answer's
         // buffer goes back just after its bytes went out.
         let lent = server.lent_buffers();
-        assert_eq!(lent, if mode == HttpMode::Uring { 8 } else { 0 });
+        assert_eq!(
+            lent,
+            if mode == HttpMode::Uring { 8 } else { 0 },
+            "5 as a power of two"
+        );
         let t0 = std::time::Instant::now();
         while pool.stats().in_use > lent && t0.elapsed() < Duration::from_secs(5) {
             std::thread::sleep(Duration::from_millis(5));
@@ -445,5 +450,32 @@ fn stalled_bodies_and_readers_are_closed_and_counted() {
         let s = server.shutdown().stats;
         assert_eq!((s.slow_bodies, s.slow_readers), (1, 1), "{mode:?}: {s:?}");
         drop(w);
+    }
+}
+
+#[test]
+fn bad_settings_are_errors_not_panics() {
+    use arenapool_server::http::{HttpConfigError, HttpError};
+    type Set = fn(&mut HttpConfig);
+    let cases: [(Set, HttpConfigError); 5] = [
+        (|c| c.workers = 0, HttpConfigError::NoWorkers),
+        (|c| c.max_connections = 0, HttpConfigError::NoConnections),
+        (
+            |c| c.read_buffer = 100,
+            HttpConfigError::ReadBufferTooSmall(100),
+        ),
+        (|c| c.buffers = 0, HttpConfigError::NoBuffers),
+        (
+            |c| c.ring_buffers = 40_000,
+            HttpConfigError::RingBuffers(40_000),
+        ),
+    ];
+    for (set, want) in cases {
+        let mut cfg = HttpConfig::default();
+        set(&mut cfg);
+        match HttpServer::start(cfg) {
+            Err(HttpError::Config(got)) => assert_eq!(got, want),
+            other => panic!("{want:?}: {other:?}"),
+        }
     }
 }

@@ -100,10 +100,15 @@ pub struct HttpConfig {
     /// 8192.
     pub read_buffer: usize,
     /// Read buffers the pool starts with (pool and io_uring modes); it
-    /// grows to `max_connections` of them. In io_uring mode each worker's
-    /// provided ring also holds this many (rounded up to a power of two),
-    /// shared by all its connections. Default 256.
+    /// grows to `max_connections` of them. Default 256.
     pub buffers: usize,
+    /// io_uring mode: read buffers in each worker's provided ring, shared
+    /// by all its connections and lent to the kernel for the server's
+    /// life (rounded up to a power of two, at most 32,768). Each one the
+    /// kernel writes into becomes resident, so fewer cost less memory;
+    /// too few for the load make receives run dry (counted in
+    /// [`HttpStats::recv_ran_dry`]) and wait. Default 64.
+    pub ring_buffers: usize,
     /// Open connections at most; more are accepted and closed at once.
     /// Default 10,000.
     pub max_connections: usize,
@@ -128,6 +133,7 @@ impl Default for HttpConfig {
             workers: 2,
             read_buffer: 8192,
             buffers: 256,
+            ring_buffers: 64,
             max_connections: 10_000,
             max_body: 1 << 20,
             max_bytes: 1 << 20,
@@ -153,6 +159,9 @@ pub enum HttpConfigError {
     /// `buffers` is 0.
     #[error("buffers must be at least 1")]
     NoBuffers,
+    /// `ring_buffers` is 0 or above 32,768.
+    #[error("ring_buffers {0} must be from 1 to 32768")]
+    RingBuffers(usize),
 }
 
 impl HttpConfig {
@@ -173,6 +182,9 @@ impl HttpConfig {
         }
         if self.buffers == 0 {
             return Err(HttpConfigError::NoBuffers);
+        }
+        if !(1..=32768).contains(&self.ring_buffers) {
+            return Err(HttpConfigError::RingBuffers(self.ring_buffers));
         }
         Ok(())
     }
@@ -447,8 +459,9 @@ impl HttpServer {
     }
 
     /// Read buffers lent to the kernel for good: in io_uring mode, each
-    /// worker's provided ring holds `buffers` of them (rounded up to a
-    /// power of two), whatever the connections do; 0 in the other modes.
+    /// worker's provided ring holds [`HttpConfig::ring_buffers`] of them
+    /// (rounded up to a power of two), whatever the connections do; 0 in
+    /// the other modes.
     /// They count as in use in the pool's stats.
     pub fn lent_buffers(&self) -> usize {
         lent_buffers(&self.config)
@@ -530,7 +543,7 @@ impl HttpStats {
 fn lent_buffers(config: &HttpConfig) -> usize {
     match config.mode {
         #[cfg(target_os = "linux")]
-        HttpMode::Uring => config.workers * uring_mode::ring_entries(config.buffers) as usize,
+        HttpMode::Uring => config.workers * uring_mode::ring_entries(config.ring_buffers) as usize,
         _ => 0,
     }
 }

@@ -4,10 +4,13 @@
 //! Each worker thread owns one [`Ring`], its listening socket (with
 //! `SO_REUSEPORT`, like the other modes) and one multishot accept. Every
 //! connection it accepts gets one multishot `recv` that picks its buffers
-//! from the worker's provided buffer ring, stocked from the pool's read
-//! class: an idle connection holds no buffer at all, only its entry in the
-//! worker's connection table ([`Conn`], about 200 bytes) and the kernel's
-//! socket.
+//! from the worker's provided buffer ring
+//! ([`HttpConfig::ring_buffers`](super::HttpConfig::ring_buffers) of
+//! them), stocked from the pool's read class: an idle connection holds no
+//! buffer at all, only its entry in the worker's connection table
+//! ([`Conn`], 48 bytes) and the kernel's socket. A connection with bytes
+//! or an answer in hand also has an [`Active`] entry, taken from a free
+//! list and given back when it is idle again.
 //!
 //! A received buffer is parsed where the kernel put it. Answers are put
 //! together in a buffer of the pool's response class and sent with `send`
@@ -72,10 +75,10 @@ const GROUP: u16 = 0;
 /// cancel lands; those are kept too).
 const STASH: usize = 2;
 
-/// Provided ring entries per worker: `buffers` as a power of two, within
-/// what the kernel takes.
-pub(super) fn ring_entries(buffers: usize) -> u32 {
-    buffers.clamp(2, 32768).next_power_of_two() as u32
+/// Provided ring entries per worker: `ring_buffers` as a power of two,
+/// within what the kernel takes.
+pub(super) fn ring_entries(ring_buffers: usize) -> u32 {
+    ring_buffers.clamp(1, 32768).next_power_of_two() as u32
 }
 
 /// Runs one worker until `stop`. Returns its allocation window.
@@ -89,7 +92,7 @@ pub(super) fn worker(
         let _ = ready.send(Err(io::Error::other("io_uring mode needs its pool")));
         return AllocWindow::default();
     };
-    let entries = ring_entries(ctx.config.buffers);
+    let entries = ring_entries(ctx.config.ring_buffers);
     let setup = (|| {
         let mut ring = Ring::builder(pool.clone())
             .entries(SQ_ENTRIES)
