@@ -11,8 +11,8 @@
 //! leave one out: `.ci/run`'s valgrind pass leaves out io_uring mode,
 //! whose child does not finish under valgrind (one thread at a time).
 //!
-//! Part 3 is the HTTP server (`arenapool_server::http`) in pool, Vec and
-//! hyper mode under wrk (else h2load, else arenapool's own HTTP load
+//! Part 3 is the HTTP server (`arenapool_server::http`) in pool, Vec,
+//! io_uring (where it runs, as in part 2) and hyper mode under wrk (else h2load, else arenapool's own HTTP load
 //! generator, and it prints which), each in a fresh server process, at
 //! 100, 1,000 and 10,000 busy connections and with 9,900 idle beside 100
 //! busy ([`crate::http_bench`]). `ARENAPOOL_DEMO_HTTP_MODES` names its
@@ -333,7 +333,7 @@ fn write_report(
          ## 2. The packet server: pool, Vec and io_uring modes\n\n\
          {} requests of {} payload bytes over loopback, window {}, {} server workers.\n\n{}\n\
          ![latency CDF](latency-cdf.svg)\n\n![throughput](throughput.svg)\n\n\
-         ## 3. The HTTP server: pool, Vec and hyper under {}\n\n\
+         ## 3. The HTTP server: pool, Vec, io_uring and hyper under {}\n\n\
          Keep-alive connections, one `GET /bytes/{}` at a time on each; server RSS is the server\n\
          process's own (a fresh one per run). Also in http.md and http.json.\n\n{}\n\
          ![server RSS](http-rss.svg)\n\n![requests/s](http-rps.svg)\n\n\

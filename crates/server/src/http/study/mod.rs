@@ -252,7 +252,7 @@ pub fn run(config: &StudyConfig, mut each: impl FnMut(&HttpRun)) -> Result<HttpS
         each(&r);
         runs.push(r);
     }
-    let notes = vec![
+    let mut notes = vec![
         format!(
             "client: {} ({} threads), {:.0} s per run, one request at a time per connection, keep-alive; \
              the client and the server share the machine's CPUs",
@@ -271,6 +271,15 @@ pub fn run(config: &StudyConfig, mut each: impl FnMut(&HttpRun)) -> Result<HttpS
              (arenapool-alloc's Counting); {limit}"
         ),
     ];
+    let uring: Vec<&HttpRun> = runs.iter().filter(|r| r.mode == HttpMode::Uring).collect();
+    if let Some(first) = uring.first() {
+        let dry: u64 = uring.iter().map(|r| r.server.stats.recv_ran_dry).sum();
+        notes.push(format!(
+            "uring: each worker's provided ring lends the kernel {} pool buffers for the server's life \
+             (resident once written into); receives that found it empty, over all uring runs: {dry}",
+            first.server.config.ring_buffers.next_power_of_two()
+        ));
+    }
     Ok(HttpStudy {
         config: config.clone(),
         runs,
