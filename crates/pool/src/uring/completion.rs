@@ -70,6 +70,7 @@ pub struct RecvMsgInfo {
 
 /// One finished (or, for multishot ops, progressing) operation.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Completion {
     /// The operation, as its submit returned it.
     pub id: OpId,

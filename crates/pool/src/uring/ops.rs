@@ -206,7 +206,8 @@ impl Ring {
     }
 
     /// Multishot accept (`IORING_OP_ACCEPT` with
-    /// `IORING_ACCEPT_MULTISHOT`, Linux 5.19): one submission, one
+    /// `IORING_ACCEPT_MULTISHOT`, Linux 5.19; a multishot receive on the
+    /// accepted stream sockets needs 6.0): one submission, one
     /// completion per connection, whose [`Completion::accepted`] owns the
     /// new socket (close-on-exec). It goes on until a completion says
     /// [`more`](Completion::more)` == false` (an error such as `EMFILE`

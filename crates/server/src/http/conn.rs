@@ -432,7 +432,15 @@ async fn serve(mut stream: TcpStream, mut input: impl Input, ctx: &Ctx) -> End {
                             .await?;
                         let keep = req.route == Route::Echo;
                         match req.route {
-                            Route::Bytes(n) => out.put_body(&mut stream, n).await?,
+                            Route::Bytes(n) => {
+                                out.put_body(&mut stream, n).await?;
+                                // A body it sent is not ours to parse.
+                                if req.body_len > 0 {
+                                    let n = req.body_len;
+                                    echo(&mut stream, &mut input, &mut out, n, false, stall)
+                                        .await?;
+                                }
+                            }
                             _ => {
                                 echo(&mut stream, &mut input, &mut out, req.body_len, keep, stall)
                                     .await?

@@ -58,7 +58,8 @@ pub enum HttpMode {
     Pool,
     /// A `Vec` read buffer per connection and a `Vec` per response.
     Vec,
-    /// io_uring (Linux 5.19 or later), no tokio: per worker one multishot
+    /// io_uring (Linux 6.0 or later: multishot receives on stream sockets;
+    /// the server checks at start), no tokio: per worker one multishot
     /// accept, a multishot `recv` per connection with buffers from a
     /// provided ring of pool buffers shared by all its connections, and
     /// sends from pooled response buffers. An idle connection holds no

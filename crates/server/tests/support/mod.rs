@@ -11,6 +11,8 @@ use arenapool_server::http::HttpMode;
 #[path = "../../../pool/tests/support/skip.rs"]
 pub mod skip;
 
+pub mod http;
+
 /// The kernel's refusal of io_uring itself, if it refuses: `io_uring_setup`
 /// (a bare ring, no buffers registered) fails with `ENOSYS` (no io_uring)
 /// or `EPERM` (`kernel.io_uring_disabled`, seccomp). Any other failure is

@@ -102,13 +102,17 @@ pub(super) fn worker(
         let group = ring.provide_buffers(GROUP, entries)?;
         Ok::<_, UringError>((ring, group))
     })();
-    let (ring, group) = match setup {
+    let (mut ring, group) = match setup {
         Ok(s) => s,
         Err(e) => {
             let _ = ready.send(Err(crate::uring::to_io(e)));
             return AllocWindow::default();
         }
     };
+    if let Err(e) = probe(&mut ring, group) {
+        let _ = ready.send(Err(e));
+        return AllocWindow::default();
+    }
     let _ = ready.send(Ok(()));
     drop(ready);
     conn::start_counting(ctx.config.warmup);
@@ -224,6 +228,49 @@ impl Table {
     }
 }
 
+/// Checks that the kernel runs a multishot `recv` on a stream socket
+/// with a provided buffer (Linux 6.0; 5.19 has the rings but refuses the
+/// receive): one byte through a socket pair. Without this, every
+/// connection would fail on its first receive.
+fn probe(ring: &mut Ring, group: BufGroup) -> io::Result<()> {
+    use std::io::Write;
+    let why = |what: String| {
+        io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("io_uring mode needs multishot recv with provided buffers (Linux 6.0): {what}"),
+        )
+    };
+    let (a, mut b) = std::os::unix::net::UnixStream::pair()?;
+    let id = ring.recv_multi(&a, group).map_err(|e| why(e.to_string()))?;
+    b.write_all(b"?")?;
+    drop(b); // the receive then ends with the end of the stream
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (mut got, mut ended) = (false, false);
+    while !ended && Instant::now() < deadline {
+        match ring.submit_and_wait_timeout(1, STOP_POLL) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(why(format!("io_uring_enter: {e}"))),
+        }
+        while let Some(c) = ring.next_completion() {
+            if c.id != id {
+                continue;
+            }
+            match &c.result {
+                Ok(1) if c.buf.as_ref().is_some_and(|b| &b[..] == b"?") => got = true,
+                Ok(_) => {}
+                Err(e) => return Err(why(e.to_string())),
+            }
+            ended |= !c.more;
+        }
+    }
+    if got {
+        Ok(())
+    } else {
+        Err(why("no byte came through a socket pair in 5 s".into()))
+    }
+}
+
 struct Worker<'a> {
     ring: Ring,
     group: BufGroup,
@@ -282,7 +329,10 @@ impl Worker<'_> {
                             | io::ErrorKind::ResourceBusy
                             | io::ErrorKind::WouldBlock
                     ) => {}
-                Err(_) => return,
+                Err(e) => {
+                    eprintln!("arenapool: an HTTP io_uring worker stops: io_uring_enter: {e}");
+                    return;
+                }
             }
             self.now = Instant::now();
             while let Some(c) = self.ring.next_completion() {
@@ -358,6 +408,10 @@ impl Worker<'_> {
                     && let Some((_, a)) = self.table.split(i)
                 {
                     a.push(buf);
+                    // Whatever else the connection is waiting for (a send
+                    // in flight, say): bytes it cannot use yet stop its
+                    // receive here.
+                    self.backpressure(i);
                 }
             }
             (Ok(_), _) => conn.eof = true,
@@ -403,15 +457,32 @@ impl Worker<'_> {
         }
     }
 
+    /// Cancels connection `i`'s receive if [`STASH`] received buffers
+    /// wait already.
+    fn backpressure(&mut self, i: u32) {
+        let Some((conn, Some(a))) = self.table.parts(i) else {
+            return;
+        };
+        if a.stash.len() >= STASH
+            && let Some(id) = conn.recv
+            && !conn.cancelled
+            && self.ring.cancel(id).is_ok()
+        {
+            conn.cancelled = true;
+        }
+    }
+
     /// Arms the receive while the connection has room for bytes, and
-    /// cancels it while received buffers wait.
+    /// cancels it while received buffers wait or when no more bytes are
+    /// wanted (a request body still to come is).
     fn reading(&mut self, i: u32) {
         let group = self.group;
         let Some((conn, a)) = self.table.parts(i) else {
             return;
         };
-        let stashed = a.map_or(0, |a| a.stash.len());
-        let stop = conn.close_after || conn.eof || conn.ending.is_some();
+        let stashed = a.as_ref().map_or(0, |a| a.stash.len());
+        let body = a.is_some_and(|a| a.wants_body());
+        let stop = (conn.close_after && !body) || conn.eof || conn.ending.is_some();
         match conn.recv {
             Some(id)
                 if (stop || stashed >= STASH)
@@ -433,25 +504,31 @@ impl Worker<'_> {
         }
     }
 
-    /// Re-arms the receives that ran dry, once the ring has buffers.
+    /// Re-arms the receives that ran dry, once the ring has buffers, as
+    /// many as it has; entries of connections that since closed (or whose
+    /// slot serves another) are dropped on the way.
     fn rearm_starved(&mut self) {
         if self.starved.is_empty() {
             return;
         }
         self.ring.restock();
-        let stocked = self
+        let mut stocked = self
             .ring
             .buf_ring_stats(self.group)
             .map_or(0, |s| s.stocked);
-        let n = stocked.min(self.starved.len());
-        for k in 0..n {
+        let mut k = 0;
+        while k < self.starved.len() && stocked > 0 {
             let i = self.starved[k];
-            if let Some(conn) = self.table.conn(i) {
+            if let Some(conn) = self.table.conn(i)
+                && conn.starved
+            {
                 conn.starved = false;
                 self.reading(i);
+                stocked -= 1;
             }
+            k += 1;
         }
-        self.starved.drain(..n);
+        self.starved.drain(..k);
     }
 
     /// Shuts connection `i` down for `end`: its receive and any send end,
@@ -501,7 +578,9 @@ impl Worker<'_> {
             let Some((c, a)) = self.table.parts(i) else {
                 continue;
             };
-            if c.ending.is_some() {
+            // A receive that ran dry has bytes waiting in the kernel:
+            // it waits for the ring, not for its client.
+            if c.ending.is_some() || c.starved {
                 continue;
             }
             let end = match a {
@@ -509,7 +588,7 @@ impl Worker<'_> {
                 Some(a) => {
                     if let Some(s) = a.send {
                         late(s.since, idle).then_some(End::SlowReader)
-                    } else if matches!(a.task, Task::Echo { .. }) {
+                    } else if a.wants_body() {
                         late(c.active, head).then_some(End::SlowBody)
                     } else if let Some(t) = a.head_since {
                         late(t, head).then_some(End::HeaderTimeout)

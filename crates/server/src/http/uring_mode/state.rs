@@ -9,6 +9,7 @@ use arenapool::uring::OpId;
 use socket2::Socket;
 
 use super::super::conn::End;
+use super::super::parse::Status;
 
 /// No [`Active`] (an index of the worker's table of them).
 pub(super) const NONE: u32 = u32::MAX;
@@ -86,6 +87,12 @@ pub(super) struct Active {
     pub(super) out: Option<OwnedBuf>,
     pub(super) send: Option<Send>,
     pub(super) task: Task,
+    /// Bytes of a request body to drop before the next request (a body
+    /// on a route that has no use for it, such as `GET /bytes/N`).
+    pub(super) skip: usize,
+    /// The answer being produced, counted once it is whole: its status
+    /// and bytes.
+    pub(super) pending: Option<(Status, usize)>,
     /// When the head now being read started to arrive.
     pub(super) head_since: Option<Instant>,
 }
@@ -98,7 +105,14 @@ impl Active {
             && self.out.is_none()
             && self.send.is_none()
             && self.task == Task::Idle
+            && self.skip == 0
+            && self.pending.is_none()
             && self.head_since.is_none()
+    }
+
+    /// A request body is still to come: its echo, or bytes to skip.
+    pub(super) fn wants_body(&self) -> bool {
+        matches!(self.task, Task::Echo { .. }) || self.skip > 0
     }
 
     /// Drops everything it holds (the buffers go back), keeping the
@@ -109,6 +123,8 @@ impl Active {
         self.stash.clear();
         self.out = None;
         self.task = Task::Idle;
+        self.skip = 0;
+        self.pending = None;
         self.head_since = None;
     }
 
@@ -116,13 +132,24 @@ impl Active {
         self.input.as_deref().map_or(&[], |b| &b[self.at..])
     }
 
-    /// Takes a received buffer.
+    /// Takes a received buffer. Bytes that fit in the last buffer held
+    /// are copied there and the new buffer goes back at once, so what a
+    /// connection holds follows the bytes it was sent, not the number of
+    /// segments they came in.
     pub(super) fn push(&mut self, buf: OwnedBuf) {
-        if self.input.is_none() && self.stash.is_empty() {
-            self.input = Some(buf);
-            self.at = 0;
-        } else {
-            self.stash.push(buf);
+        let last = match self.stash.last_mut() {
+            Some(b) => Some(b),
+            None => self.input.as_mut(),
+        };
+        match last {
+            None => {
+                self.input = Some(buf);
+                self.at = 0;
+            }
+            Some(last) if last.remaining() >= buf.len() => {
+                let _ = last.extend_from_slice(&buf);
+            }
+            Some(_) => self.stash.push(buf),
         }
     }
 
@@ -180,6 +207,24 @@ mod tests {
         // What 10,000 idle connections cost a worker beside the kernel's
         // sockets.
         assert!(size_of::<Conn>() <= 64, "{}", size_of::<Conn>());
+    }
+
+    #[test]
+    fn small_segments_share_a_buffer() {
+        let pool = arenapool::Pool::new(8, 8).unwrap();
+        let mut a = Active::default();
+        for b in b"abcdefghij" {
+            let mut buf = pool.try_acquire_owned().unwrap();
+            buf.extend_from_slice(&[*b]).unwrap();
+            a.push(buf);
+        }
+        // Ten one-byte segments in two 8-byte buffers.
+        assert_eq!(pool.stats().in_use, 2);
+        assert_eq!(a.data(), b"abcdefgh");
+        assert_eq!(a.stash.len(), 1);
+        a.consume(8);
+        a.merge();
+        assert_eq!(a.data(), b"ij");
     }
 
     #[test]
