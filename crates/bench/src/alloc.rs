@@ -225,3 +225,143 @@ impl<A: Allocator, S: Shape> Candidate for Raw<A, S> {
         }
     }
 }
+
+/// The environment variable that picks [`Chosen`]'s allocator: `glibc`
+/// (also when unset or unknown), `jemalloc` or `mimalloc`.
+pub const ALLOCATOR_VAR: &str = "ARENAPOOL_ALLOCATOR";
+
+/// A global allocator picked when the process starts: glibc, jemalloc or
+/// mimalloc, as [`ALLOCATOR_VAR`] says. `#[global_allocator]` is fixed per
+/// binary, so this is how one binary measures a workload under each of the
+/// three: a child process per allocator, each with the variable set.
+///
+/// The choice is made at the first allocation (the variable is read with
+/// `getenv`, which does not allocate) and never changes: every block is
+/// freed by the allocator that made it. Afterwards each call costs one
+/// relaxed load and a branch.
+///
+/// ```no_run
+/// use arenapool_bench::Chosen;
+///
+/// #[global_allocator]
+/// static ALLOC: Chosen = Chosen;
+///
+/// fn main() {
+///     println!("allocating with {}", Chosen::name());
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Chosen;
+
+/// 0: not yet chosen; then 1 + the index in [`CHOICES`].
+static CHOICE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// The names [`ALLOCATOR_VAR`] takes, in index order.
+pub const CHOICES: [&str; 3] = ["glibc", "jemalloc", "mimalloc"];
+
+impl Chosen {
+    /// The allocator's index in [`CHOICES`], choosing it now if no
+    /// allocation did yet.
+    #[inline]
+    fn pick() -> u8 {
+        use std::sync::atomic::Ordering::Relaxed;
+        match CHOICE.load(Relaxed) {
+            0 => {
+                let chosen = Self::from_env();
+                // Two threads racing here read the same variable and
+                // store the same value.
+                CHOICE.store(chosen + 1, Relaxed);
+                chosen
+            }
+            n => n - 1,
+        }
+    }
+
+    /// Reads [`ALLOCATOR_VAR`] without allocating (elsewhere than Unix:
+    /// glibc's slot, the system allocator).
+    #[cfg(not(unix))]
+    #[cold]
+    fn from_env() -> u8 {
+        0
+    }
+
+    /// Reads [`ALLOCATOR_VAR`] without allocating.
+    #[cfg(unix)]
+    #[cold]
+    fn from_env() -> u8 {
+        // SAFETY: the name is a NUL-terminated constant; `getenv` returns
+        // a pointer into the environment or null, and does not allocate.
+        // The environment is only read here, at the process's first
+        // allocation, before any thread could change it.
+        let value = unsafe { libc::getenv(c"ARENAPOOL_ALLOCATOR".as_ptr()) };
+        if value.is_null() {
+            return 0;
+        }
+        // SAFETY: a non-null `getenv` result is a NUL-terminated string.
+        let value = unsafe { std::ffi::CStr::from_ptr(value) }.to_bytes();
+        CHOICES
+            .iter()
+            .position(|c| c.as_bytes() == value)
+            .map_or(0, |i| i as u8)
+    }
+
+    /// The allocator in use (choosing it now if nothing allocated yet).
+    pub fn name() -> &'static str {
+        CHOICES[usize::from(Self::pick())]
+    }
+}
+
+// SAFETY: every call is forwarded to the one allocator chosen at the first
+// call, which never changes, so each block is freed (and reallocated) by
+// the allocator that made it, and each of the three upholds `GlobalAlloc`'s
+// contract itself.
+unsafe impl GlobalAlloc for Chosen {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's guarantees, passed on.
+        unsafe {
+            match Self::pick() {
+                1 => Jemalloc.alloc(layout),
+                2 => MiMalloc.alloc(layout),
+                _ => System.alloc(layout),
+            }
+        }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as in `alloc`.
+        unsafe {
+            match Self::pick() {
+                1 => Jemalloc.alloc_zeroed(layout),
+                2 => MiMalloc.alloc_zeroed(layout),
+                _ => System.alloc_zeroed(layout),
+            }
+        }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from the same allocator (the choice never
+        // changes), with `layout`.
+        unsafe {
+            match Self::pick() {
+                1 => Jemalloc.dealloc(ptr, layout),
+                2 => MiMalloc.dealloc(ptr, layout),
+                _ => System.dealloc(ptr, layout),
+            }
+        }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: as in `dealloc`.
+        unsafe {
+            match Self::pick() {
+                1 => Jemalloc.realloc(ptr, layout, new_size),
+                2 => MiMalloc.realloc(ptr, layout, new_size),
+                _ => System.realloc(ptr, layout, new_size),
+            }
+        }
+    }
+}

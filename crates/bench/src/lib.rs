@@ -18,8 +18,10 @@
 //!
 //! * `candidate.rs`: the [`Candidate`] trait and its object-safe face
 //!   [`Contender`];
-//! * `alloc.rs`: glibc, mimalloc and jemalloc through their `GlobalAlloc`
-//!   (the crate's `unsafe` code, with one `getrusage` call in `faults.rs`);
+//! * `alloc.rs`: glibc, mimalloc and jemalloc through their `GlobalAlloc`,
+//!   and [`Chosen`], a global allocator that is one of them, picked when
+//!   the process starts (the crate's `unsafe` code, with one `getrusage`
+//!   call in `faults.rs`);
 //! * `pools.rs`: the pool crates; `arenapool.rs`: arenapool;
 //! * `roster.rs`: the line-up, in table order;
 //! * `runner.rs`: the scenarios, calibration and the median;
@@ -28,6 +30,8 @@
 //! * `shootout.rs`: the run, with its progress bar;
 //! * `faults.rs`: `arenapool faults`, page faults and time of the first
 //!   touch of a large pool per arena backing (not part of the shoot-out);
+//! * `fragmentation/`: `arenapool fragmentation`, memory over time under
+//!   each global allocator against the pool (a child process per run);
 //! * `stress.rs`: the soak behind `arenapool stress` (not a benchmark: a
 //!   long randomised run that checks ownership on every release).
 
@@ -38,6 +42,7 @@ mod arenapool;
 mod candidate;
 mod chart;
 mod faults;
+pub mod fragmentation;
 mod pools;
 mod report;
 mod roster;
@@ -46,7 +51,9 @@ mod runner;
 mod shootout;
 mod stress;
 
-pub use crate::alloc::{Allocator, Raw, RawBuf, Shape, WithCapacity, Written, Zeroed};
+pub use crate::alloc::{
+    ALLOCATOR_VAR, Allocator, CHOICES, Chosen, Raw, RawBuf, Shape, WithCapacity, Written, Zeroed,
+};
 pub use crate::arenapool::{ArenaPool, ArenaPoolError, StaticArenaPool};
 pub use crate::candidate::{Candidate, Contender, POOL_CAPACITY, SIZE, TOUCH};
 pub use crate::chart::write_svg;

@@ -18,8 +18,13 @@
 //! busy ([`crate::http_bench`]). `ARENAPOOL_DEMO_HTTP_MODES` names its
 //! modes as `ARENAPOOL_DEMO_MODES` does part 2's.
 //!
-//! Writes `arenapool-report/`: report.md, report.json, http.md, http.json
-//! and four SVG charts.
+//! Part 4 is memory over time (`arenapool fragmentation`, shorter): the
+//! same server-like workload in Vec mode under glibc, glibc tuned,
+//! jemalloc and mimalloc, and in pool mode, a process each, about 20 s in
+//! all ([`crate::frag`]).
+//!
+//! Writes `arenapool-report/`: report.md, report.json, http.md, http.json,
+//! fragmentation.md, fragmentation.json and five SVG charts.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -29,6 +34,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use arenapool_bench::fragmentation::FragStudy;
 use arenapool_server::case::{self, CaseConfig, CaseResult};
 use arenapool_server::http::study::HttpStudy;
 use arenapool_server::load::{LoadConfig, Progress};
@@ -88,8 +94,12 @@ pub(crate) fn run(opts: &DemoOptions) -> Result<(), String> {
     let started = Instant::now();
     let modes = modes()?;
     let part3 = Part3::new(opts.quick, &opts.out)?;
+    let part4_runs = arenapool_bench::fragmentation::cases().len() as u64;
     let bar = ProgressBar::new(
-        seed::STEPS + modes.len() as u64 * opts.load.count + part3.runs() * PART3_STEP,
+        seed::STEPS
+            + modes.len() as u64 * opts.load.count
+            + part3.runs() * PART3_STEP
+            + part4_runs * PART3_STEP,
     );
     if let Ok(style) =
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {percent:>3}% {wide_msg}")
@@ -123,6 +133,11 @@ pub(crate) fn run(opts: &DemoOptions) -> Result<(), String> {
     bar.set_message(format!("part 3: HTTP, {}", part3.client_line));
     let client_line = part3.client_line.clone();
     let http = part3.run(&bar, PART3_STEP);
+    bar.set_message("part 4: memory over time");
+    let frag = crate::frag::study(crate::frag::demo_config(opts.quick), |label| {
+        bar.inc(PART3_STEP);
+        bar.set_message(format!("part 4: {label} done"));
+    });
     bar.finish_and_clear();
 
     let study = CaseStudy {
@@ -140,11 +155,16 @@ pub(crate) fn run(opts: &DemoOptions) -> Result<(), String> {
         http.config.responses.first().copied().unwrap_or(0),
         http.table()
     );
-    let mut files = write_report(&opts.out, &table, &study, &http, opts, wall)?;
-    files.extend(
-        http.write(&opts.out)
-            .map_err(|e| format!("writing {}: {e}", opts.out.display()))?,
+    let frag =
+        frag.map_err(|e| format!("part 4: {e} (parts 1 to 3 are above; no report written)"))?;
+    println!(
+        "Part 4: memory over time, the same workload under each allocator and in pool mode\n\n{}",
+        frag.table()
     );
+    let mut files = write_report(&opts.out, &table, &study, &http, &frag, opts, wall)?;
+    let written = |e: Box<dyn std::error::Error>| format!("writing {}: {e}", opts.out.display());
+    files.extend(http.write(&opts.out).map_err(|e| written(e.into()))?);
+    files.extend(frag.write(&opts.out).map_err(written)?);
     println!("{}", crate::http_bench::written(&files));
     println!("demo took {:.1} s", wall.as_secs_f64());
     Ok(())
@@ -314,6 +334,7 @@ fn write_report(
     table: &SeedTable,
     study: &CaseStudy,
     http: &HttpStudy,
+    frag: &FragStudy,
     opts: &DemoOptions,
     wall: Duration,
 ) -> Result<Vec<PathBuf>, String> {
@@ -337,6 +358,8 @@ fn write_report(
          Keep-alive connections, one `GET /bytes/{}` at a time on each; server RSS is the server\n\
          process's own (a fresh one per run). Also in http.md and http.json.\n\n{}\n\
          ![server RSS](http-rss.svg)\n\n![requests/s](http-rps.svg)\n\n\
+         ## 4. Memory over time: glibc, jemalloc, mimalloc and the pool\n\n{}\n\
+         ![RSS over time](fragmentation-rss.svg)\n\n\
          Wall time of the demo: {:.1} s.\n",
         if opts.quick { " (--quick)" } else { "" },
         table.reps,
@@ -351,6 +374,7 @@ fn write_report(
         http.config.client,
         http.config.responses.first().copied().unwrap_or(0),
         http.markdown(),
+        frag.markdown(),
         wall.as_secs_f64()
     );
     std::fs::write(&md_path, md).map_err(err(&md_path))?;
@@ -360,6 +384,7 @@ fn write_report(
         "seed_table": table,
         "case_study": study,
         "http": http,
+        "fragmentation": frag,
     });
     let text = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
     std::fs::write(&json_path, text).map_err(err(&json_path))?;

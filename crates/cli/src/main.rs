@@ -16,24 +16,28 @@
 //! allocator, so the server can count its allocations per packet.
 
 mod demo;
+mod frag;
 mod http_bench;
 mod net;
 mod seed;
 
-use std::alloc::System;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use arenapool_alloc::Counting;
+use arenapool_bench::Chosen;
 use arenapool_server::http::{HttpConfig, HttpMode};
 use arenapool_server::load::LoadConfig;
 use arenapool_server::{Mode, ServerConfig};
 use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand};
 
+/// Counting, for the servers' allocations per request; over glibc, or
+/// over jemalloc or mimalloc where `ARENAPOOL_ALLOCATOR` says (the
+/// fragmentation study's child processes).
 #[global_allocator]
-static ALLOC: Counting<System> = Counting::new(System);
+static ALLOC: Counting<Chosen> = Counting::new(Chosen);
 
 #[derive(Parser, Debug)]
 #[command(version, about = "A fast, sound buffer pool: demo and measurements")]
@@ -82,6 +86,16 @@ enum Command {
     /// latency, allocations per request; writes http.md, http.json and
     /// SVG charts.
     BenchHttp(http_bench::BenchHttpArgs),
+    /// Memory over time: a server-like workload (sizes from 64 B to
+    /// 256 KiB, heavy-tailed; most buffers released at once, some held for
+    /// seconds) in Vec mode under glibc, glibc tuned, jemalloc and
+    /// mimalloc, and in pool mode with size classes; a fresh process per
+    /// run, RSS sampled every 100 ms; writes fragmentation.md, .json and
+    /// -rss.svg.
+    Fragmentation(frag::FragArgs),
+    /// Internal: one run of `fragmentation`, in its own process.
+    #[command(name = arenapool_bench::fragmentation::CHILD_COMMAND, hide = true)]
+    FragmentationChild(frag::FragChildArgs),
     /// Send requests to a server, check every reply, print throughput and RTT.
     Load {
         /// The server's address.
@@ -361,6 +375,16 @@ fn main() {
                 Err(e) => fail(1, e),
             }
         }
+        Command::Fragmentation(args) => {
+            if let Err(e) = frag::fragmentation(&args) {
+                fail(1, e);
+            }
+        }
+        Command::FragmentationChild(args) => {
+            if let Err(e) = frag::child(&args) {
+                fail(1, e);
+            }
+        }
         Command::BenchHttp(args) => {
             if let Err(e) = http_bench::validate(&args) {
                 fail(USAGE, e);
@@ -452,6 +476,14 @@ pub(crate) fn at_least_one(arg: &str) -> Result<usize, String> {
     match arg.parse::<usize>() {
         Ok(0) => Err("must be at least 1".into()),
         Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+pub(crate) fn positive_seconds(arg: &str) -> Result<f64, String> {
+    match arg.parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => Ok(s),
+        Ok(_) => Err("must be a number of seconds above 0, at most a day".into()),
         Err(e) => Err(e.to_string()),
     }
 }

@@ -35,6 +35,8 @@ fn bad_flags_are_one_line_and_exit_2() {
         &["bench-http", "--responses", "9999999"],
         &["bench-http", "--idle-total", "10", "--idle-busy", "20"],
         &["serve", "--json", "x.json"],
+        &["fragmentation", "--seconds", "0"],
+        &["fragmentation", "--threads", "0"],
         &["nonsense"],
     ] {
         let out = arenapool(args);
@@ -104,6 +106,15 @@ fn quick_demo_prints_both_parts_and_writes_the_report() {
     assert_eq!(runs[0]["server"]["allocs"]["counted"], true);
     assert_eq!(runs[0]["server"]["allocs"]["allocations"], 0);
     part3_is_whole(&json["http"], &text, uring);
+    assert!(text.contains("Part 4: memory over time"), "{text}");
+    for f in [
+        "fragmentation.md",
+        "fragmentation.json",
+        "fragmentation-rss.svg",
+    ] {
+        assert!(dir.join(f).is_file(), "{f} missing");
+    }
+    fragmentation_is_whole(&json["fragmentation"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -213,4 +224,97 @@ fn serve_http_takes_io_uring_as_its_mode() {
     }
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(text.contains("(Uring mode"), "{text}");
+}
+
+/// A fragmentation study: the five runs, each on the allocator it asked
+/// for, each sampled, with no request refused.
+fn fragmentation_is_whole(study: &serde_json::Value) {
+    let runs = study["runs"].as_array().expect("the runs");
+    let labels: Vec<String> = runs
+        .iter()
+        .map(|r| {
+            let c = &r["case"];
+            format!(
+                "{} {} {}",
+                c["mode"].as_str().unwrap(),
+                c["allocator"].as_str().unwrap(),
+                c["tunables"].is_string()
+            )
+        })
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "Vec glibc false",
+            "Vec glibc true",
+            "Vec jemalloc false",
+            "Vec mimalloc false",
+            "Pool glibc false"
+        ]
+    );
+    for r in runs {
+        assert_eq!(r["allocator_seen"], r["case"]["allocator"], "{r}");
+        assert!(r["requests"].as_u64().unwrap() > 1000, "{r}");
+        assert_eq!(r["refused"], 0, "{r}");
+        let samples = r["samples"].as_array().unwrap();
+        assert!(samples.len() >= 8, "{} samples", samples.len());
+        assert!(samples.iter().all(|s| s["rss_kib"].as_u64().unwrap() > 0));
+        assert!(samples.iter().any(|s| s["live_kib"].as_u64().unwrap() > 0));
+    }
+}
+
+#[test]
+fn fragmentation_runs_each_allocator_in_its_own_process() {
+    let dir: PathBuf =
+        std::env::temp_dir().join(format!("arenapool-frag-test-{}", std::process::id()));
+    let out = arenapool(&["fragmentation", "--quick", "--out", dir.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for label in [
+        "vec / glibc",
+        "vec / glibc, tuned",
+        "vec / jemalloc",
+        "vec / mimalloc",
+        "pool / glibc",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(label)),
+            "{label}: {text}"
+        );
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("fragmentation.json")).unwrap())
+            .unwrap();
+    fragmentation_is_whole(&json["study"]);
+    assert!(dir.join("fragmentation-rss.svg").is_file());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_fragmentation_child_refuses_an_allocator_it_does_not_run_on() {
+    let out = Command::new(env!("CARGO_BIN_EXE_arenapool"))
+        .args([
+            "fragmentation-child",
+            "--mode",
+            "vec",
+            "--seconds",
+            "0.2",
+            "--threads",
+            "1",
+            "--allocator",
+            "jemalloc",
+        ])
+        .env("ARENAPOOL_ALLOCATOR", "mimalloc")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("asked for jemalloc, running on mimalloc"),
+        "{err}"
+    );
 }
