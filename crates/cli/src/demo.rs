@@ -20,8 +20,8 @@
 //!
 //! Part 4 is memory over time (`arenapool fragmentation`, shorter): the
 //! same server-like workload in Vec mode under glibc, glibc tuned,
-//! jemalloc and mimalloc, and in pool mode, a process each, about 20 s in
-//! all ([`crate::frag`]).
+//! jemalloc and mimalloc, and in pool mode with and without per-thread
+//! caches, a process each, about 25 s in all ([`crate::frag`]).
 //!
 //! Writes `arenapool-report/`: report.md, report.json, http.md, http.json,
 //! fragmentation.md, fragmentation.json and five SVG charts.
@@ -158,7 +158,9 @@ pub(crate) fn run(opts: &DemoOptions) -> Result<(), String> {
     let frag =
         frag.map_err(|e| format!("part 4: {e} (parts 1 to 3 are above; no report written)"))?;
     println!(
-        "Part 4: memory over time, the same workload under each allocator and in pool mode\n\n{}",
+        "Part 4: memory over time, the same workload under each allocator and in pool mode\n\
+         ({:.0} s a run, before buffers held for seconds settle: `arenapool fragmentation` runs 20 s)\n\n{}",
+        frag.config.seconds,
         frag.table()
     );
     let mut files = write_report(&opts.out, &table, &study, &http, &frag, opts, wall)?;

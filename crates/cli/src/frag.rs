@@ -11,7 +11,7 @@ use clap::Args;
 /// `arenapool fragmentation`'s flags.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct FragArgs {
-    /// Seconds per run (five runs).
+    /// Seconds per run (six runs).
     #[arg(long, default_value_t = 20.0, value_parser = crate::positive_seconds)]
     seconds: f64,
     /// A smoke test: 1.5 s per run.
@@ -40,7 +40,7 @@ pub(crate) struct FragChildArgs {
     allocator: String,
 }
 
-/// The demo's settings: 4 s per run (20 s in all); quick, 1.2 s.
+/// The demo's settings: 4 s per run (24 s in all); quick, 1.2 s.
 pub(crate) fn demo_config(quick: bool) -> FragConfig {
     FragConfig {
         seconds: if quick { 1.2 } else { 4.0 },

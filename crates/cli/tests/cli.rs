@@ -226,7 +226,7 @@ fn serve_http_takes_io_uring_as_its_mode() {
     assert!(text.contains("(Uring mode"), "{text}");
 }
 
-/// A fragmentation study: the five runs, each on the allocator it asked
+/// A fragmentation study: the six runs, each on the allocator it asked
 /// for, each sampled, with no request refused.
 fn fragmentation_is_whole(study: &serde_json::Value) {
     let runs = study["runs"].as_array().expect("the runs");
@@ -249,7 +249,8 @@ fn fragmentation_is_whole(study: &serde_json::Value) {
             "Vec glibc true",
             "Vec jemalloc false",
             "Vec mimalloc false",
-            "Pool glibc false"
+            "Pool glibc false",
+            "PoolUncached glibc false"
         ]
     );
     for r in runs {
@@ -280,6 +281,7 @@ fn fragmentation_runs_each_allocator_in_its_own_process() {
         "vec / jemalloc",
         "vec / mimalloc",
         "pool / glibc",
+        "pool-uncached / glibc",
     ] {
         assert!(
             text.lines().any(|l| l.starts_with(label)),

@@ -93,7 +93,7 @@ impl FragStudy {
              growth: RSS at the end against the end of the first quarter"
                 .into(),
             format!(
-                "tuned: GLIBC_TUNABLES={}; pool: one class per power of two from 64 B to 256 KiB, growing as needed",
+                "tuned: GLIBC_TUNABLES={}; pool: one class per power of two from 64 B to 256 KiB, growing as needed, per-thread caches of 128 buffers a class (pool-uncached: none)",
                 super::GLIBC_TUNED
             ),
         ]
@@ -198,6 +198,7 @@ impl FragStudy {
             RGBColor(106, 27, 154),
             RGBColor(0, 131, 143),
             RGBColor(46, 125, 50),
+            RGBColor(21, 101, 192),
         ];
         for (i, r) in self.runs.iter().enumerate() {
             let c = colours[i % colours.len()];
@@ -206,7 +207,7 @@ impl FragStudy {
                 .iter()
                 .map(|s| (s.t, s.rss_kib as f64 / 1024.0))
                 .collect();
-            let width = if r.case.mode == FragMode::Pool { 3 } else { 2 };
+            let width = if r.case.mode == FragMode::Vec { 2 } else { 3 };
             chart
                 .draw_series(LineSeries::new(pts, c.stroke_width(width)))?
                 .label(r.case.label())

@@ -74,8 +74,11 @@ impl Rng {
 pub enum FragMode {
     /// `Vec::with_capacity(n)`, from the global allocator.
     Vec,
-    /// A pool of size classes from 64 B to 256 KiB, doubling.
+    /// A pool of size classes from 64 B to 256 KiB, doubling, with the
+    /// default per-thread caches (128 buffers a class).
     Pool,
+    /// The same pool without per-thread caches.
+    PoolUncached,
 }
 
 impl FragMode {
@@ -83,6 +86,7 @@ impl FragMode {
         match self {
             FragMode::Vec => "vec",
             FragMode::Pool => "pool",
+            FragMode::PoolUncached => "pool-uncached",
         }
     }
 }
@@ -93,16 +97,18 @@ impl std::str::FromStr for FragMode {
         match s {
             "vec" => Ok(FragMode::Vec),
             "pool" => Ok(FragMode::Pool),
-            _ => Err(format!("unknown mode {s:?}: vec or pool")),
+            "pool-uncached" => Ok(FragMode::PoolUncached),
+            _ => Err(format!("unknown mode {s:?}: vec, pool or pool-uncached")),
         }
     }
 }
 
-/// The pool of pool mode: one class per power of two from 64 B to
-/// 256 KiB, each starting small and growing as the load needs (to at most
-/// 1 GiB of buffers per class).
-pub(super) fn pool() -> Result<Pool, arenapool::BuildError> {
-    let mut b = Pool::builder();
+/// The pool of the pool modes: one class per power of two from 64 B to
+/// 256 KiB, each starting with 16 buffers and growing as the load needs
+/// (to at most 1 GiB of buffers a class); per-thread caches of
+/// `cache_size` buffers a class (0: none).
+pub(super) fn pool(cache_size: usize) -> Result<Pool, arenapool::BuildError> {
+    let mut b = Pool::builder().cache_size(cache_size);
     let mut size = MIN_SIZE;
     while size <= MAX_SIZE {
         b = b.growing_class(size, 16, (1 << 30) / size);
@@ -279,7 +285,7 @@ mod tests {
 
     #[test]
     fn a_worker_gives_back_all_it_held() {
-        for pool in [None, Some(pool().unwrap())] {
+        for pool in [None, Some(pool(128).unwrap()), Some(pool(0).unwrap())] {
             let shared = Arc::new(Shared::default());
             let s = Arc::clone(&shared);
             let p = pool.clone();
