@@ -4,16 +4,21 @@
 //! reproduced honestly (a pooled 4096-byte buffer against
 //! `Vec::with_capacity(4096)`, in the tight loop the article measured and in
 //! the shapes that change the verdict: 64 held, two threads, cross-thread
-//! release), then runs the packet-server case study in pool mode and Vec
-//! mode and writes `arenapool-report/`.
+//! release), then runs the packet-server case study in pool, Vec and
+//! io_uring mode, the HTTP server in each mode under wrk or h2load, and
+//! memory over time, and writes `arenapool-report/`.
 //!
 //! `arenapool serve` and `arenapool load` are the case study's two pieces,
-//! separately. `arenapool bench` runs the shoot-out against allocators and
-//! pool crates, and `arenapool faults` the page-fault cost of each arena
-//! backing; the work lives in the `arenapool-bench` library.
+//! separately; `bench-http` and `fragmentation` are the longer HTTP and
+//! memory studies. `arenapool bench` runs the shoot-out against allocators
+//! and pool crates, and `arenapool faults` the page-fault cost of each
+//! arena backing; the work lives in the `arenapool-bench` library.
 //!
-//! The global allocator is `arenapool_alloc::Counting` over the system
-//! allocator, so the server can count its allocations per packet.
+//! The global allocator is `arenapool_alloc::Counting` over
+//! `arenapool_bench::Chosen` (glibc unless `ARENAPOOL_ALLOCATOR` names
+//! jemalloc or mimalloc), so the servers can count their allocations per
+//! packet and per request, and the fragmentation study can run its
+//! workload under each allocator.
 
 mod demo;
 mod frag;
@@ -48,8 +53,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// The seed's table and the packet-server case study, pool vs Vec
-    /// (the default); writes arenapool-report/.
+    /// The demo (the default): the seed's table, the packet server and the
+    /// HTTP server in each mode, and memory over time under each
+    /// allocator; writes arenapool-report/.
     Demo(DemoArgs),
     /// Run the packet server (or, with `--protocol http`, the HTTP/1.1
     /// server) until Ctrl-C.
