@@ -49,8 +49,7 @@ pub(crate) fn demo_config(quick: bool) -> FragConfig {
 }
 
 /// Runs the study, `each` told of every run as it ends.
-pub(crate) fn study(config: FragConfig, each: impl FnMut(&str)) -> Result<FragStudy, String> {
-    let mut each = each;
+pub(crate) fn study(config: FragConfig, mut each: impl FnMut(&str)) -> Result<FragStudy, String> {
     fragmentation::study(config, |r| each(&r.case.label()))
 }
 

@@ -173,22 +173,17 @@ fn faults_prints_a_row_per_backing() {
     assert!(text.contains("the heap (global allocator)"), "{text}");
 }
 
-#[test]
-fn serve_takes_io_uring_as_its_mode() {
-    let out = arenapool(&[
-        "serve",
-        "--io",
-        "uring",
-        "--bind",
-        "127.0.0.1:0",
-        "--duration",
-        "0.3",
-    ]);
+/// Runs `serve` with `args` for 0.3 s in io_uring mode: it starts and
+/// names its mode (`mode_line`), or, only where the kernel refuses
+/// io_uring, refuses to start with the kernel's answer (a skip).
+fn serves_in_io_uring_mode(args: &[&str], mode_line: &str) {
+    let mut all = vec!["serve"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--bind", "127.0.0.1:0", "--duration", "0.3"]);
+    let out = arenapool(&all);
     let text = String::from_utf8_lossy(&out.stdout);
     let err = String::from_utf8_lossy(&out.stderr);
     if let Some(why) = support::uring_refused() {
-        // Then, and only then, the server refuses to start, with the
-        // kernel's answer.
         assert_eq!(out.status.code(), Some(1), "{text}\n{err}");
         assert!(err.contains(&why.to_string()), "{why}: {err}");
         support::skip::skip(format_args!(
@@ -197,33 +192,17 @@ fn serve_takes_io_uring_as_its_mode() {
         return;
     }
     assert_eq!(out.status.code(), Some(0), "{err}");
-    assert!(text.contains("(uring mode"), "{text}");
+    assert!(text.contains(mode_line), "{text}");
+}
+
+#[test]
+fn serve_takes_io_uring_as_its_mode() {
+    serves_in_io_uring_mode(&["--io", "uring"], "(uring mode");
 }
 
 #[test]
 fn serve_http_takes_io_uring_as_its_mode() {
-    let out = arenapool(&[
-        "serve",
-        "--protocol",
-        "http",
-        "--mode",
-        "uring",
-        "--bind",
-        "127.0.0.1:0",
-        "--duration",
-        "0.3",
-    ]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    let err = String::from_utf8_lossy(&out.stderr);
-    if let Some(why) = support::uring_refused() {
-        assert_eq!(out.status.code(), Some(1), "{text}\n{err}");
-        support::skip::skip(format_args!(
-            "the kernel refuses io_uring (io_uring_setup: {why})"
-        ));
-        return;
-    }
-    assert_eq!(out.status.code(), Some(0), "{err}");
-    assert!(text.contains("(Uring mode"), "{text}");
+    serves_in_io_uring_mode(&["--protocol", "http", "--mode", "uring"], "(Uring mode");
 }
 
 /// A fragmentation study: the six runs, each on the allocator it asked

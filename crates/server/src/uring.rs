@@ -115,6 +115,30 @@ fn probe() -> Result<(), String> {
     }
 }
 
+/// Submits and waits up to `timeout` for a completion. A signal, and
+/// completions the kernel holds back until the queue is reaped (`EBUSY`)
+/// or it has memory (`EAGAIN`), are not errors: the caller reaps and
+/// comes back.
+///
+/// # Errors
+///
+/// Any other `io_uring_enter` error: the ring cannot go on.
+pub(crate) fn wait(ring: &mut Ring, timeout: Duration) -> io::Result<()> {
+    match ring.submit_and_wait_timeout(1, timeout) {
+        Err(e)
+            if !matches!(
+                e.kind(),
+                io::ErrorKind::Interrupted
+                    | io::ErrorKind::ResourceBusy
+                    | io::ErrorKind::WouldBlock
+            ) =>
+        {
+            Err(e)
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Keeps the kernel's error kind (`PermissionDenied` when io_uring is
 /// refused, say) and says that io_uring was what failed.
 pub(crate) fn to_io(e: UringError) -> io::Error {
@@ -201,22 +225,9 @@ impl Worker<'_> {
             if self.recv.is_none() {
                 self.rearm();
             }
-            match self.ring.submit_and_wait_timeout(1, STOP_POLL) {
-                Ok(_) => {}
-                // A signal, or completions the kernel holds back until we
-                // reap the full completion queue (EBUSY) or it has memory
-                // (EAGAIN): reap, then try again.
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::Interrupted
-                            | io::ErrorKind::ResourceBusy
-                            | io::ErrorKind::WouldBlock
-                    ) => {}
-                Err(_) => {
-                    self.counters.recv_error();
-                    break;
-                }
+            if wait(&mut self.ring, STOP_POLL).is_err() {
+                self.counters.recv_error();
+                break;
             }
             while let Some(c) = self.ring.next_completion() {
                 if Some(c.id) == self.recv {

@@ -85,30 +85,27 @@ fn run(mode: HttpMode) -> HttpReport {
     report
 }
 
-#[test]
-fn pool_mode_allocates_nothing_per_request_and_vec_mode_does() {
-    assert!(arenapool_server::counting_installed());
-    let pool = run(HttpMode::Pool);
-    assert_eq!(pool.stats.ok as usize, CLIENTS * PER_CLIENT);
-    let a = pool.allocs;
-    assert!(a.counted && a.packets >= 5000, "{a:?}");
+/// `mode` answers every request and allocates nothing in its steady
+/// state.
+fn allocates_nothing(mode: HttpMode) {
+    let report = run(mode);
+    assert_eq!(report.stats.ok as usize, CLIENTS * PER_CLIENT, "{mode:?}");
+    let a = report.allocs;
+    assert!(a.counted && a.packets >= 5000, "{mode:?}: {a:?}");
     assert_eq!(
         (a.allocations, a.reallocations),
         (0, 0),
-        "pool mode allocated in its steady state: {a:?}"
+        "{mode:?} allocated in its steady state: {a:?}"
     );
+}
 
+#[test]
+fn pool_mode_allocates_nothing_per_request_and_vec_mode_does() {
+    assert!(arenapool_server::counting_installed());
+    allocates_nothing(HttpMode::Pool);
     // io_uring mode: no task per connection, no tokio, the same zero.
     if support::http_mode_runs_here(HttpMode::Uring) {
-        let uring = run(HttpMode::Uring);
-        assert_eq!(uring.stats.ok as usize, CLIENTS * PER_CLIENT);
-        let u = uring.allocs;
-        assert!(u.counted && u.packets >= 5000, "{u:?}");
-        assert_eq!(
-            (u.allocations, u.reallocations),
-            (0, 0),
-            "io_uring mode allocated in its steady state: {u:?}"
-        );
+        allocates_nothing(HttpMode::Uring);
     }
 
     let vec = run(HttpMode::Vec);

@@ -13,6 +13,18 @@ use super::{BufGroup, CANCEL_TAG, Kind, Msg, NAME_LEN, Op, OpId, Rejected, Ring,
 use super::{Completion, RecvMsgInfo};
 use crate::handle::OwnedBuf;
 
+/// `range` lies inside `buf`'s filled bytes (what a send may read).
+fn filled_range(buf: &OwnedBuf, range: &Range<usize>) -> Result<(), UringError> {
+    if range.start > range.end || range.end > buf.len() {
+        return Err(UringError::BadRange {
+            start: range.start,
+            end: range.end,
+            len: buf.len(),
+        });
+    }
+    Ok(())
+}
+
 impl Ring {
     /// Reads from `fd` at `offset` into `buf`'s spare capacity (after its
     /// `len()` bytes) with `IORING_OP_READ_FIXED`. The completion gives the
@@ -116,12 +128,7 @@ impl Ring {
         range: Range<usize>,
         peer: SocketAddr,
     ) -> Result<OpId, Rejected> {
-        if range.start > range.end || range.end > buf.len() {
-            let error = UringError::BadRange {
-                start: range.start,
-                end: range.end,
-                len: buf.len(),
-            };
+        if let Err(error) = filled_range(&buf, &range) {
             return Err(Rejected { error, buf });
         }
         let fd = types::Fd(fd.as_fd().as_raw_fd());
@@ -179,12 +186,7 @@ impl Ring {
         buf: OwnedBuf,
         range: Range<usize>,
     ) -> Result<OpId, Rejected> {
-        if range.start > range.end || range.end > buf.len() {
-            let error = UringError::BadRange {
-                start: range.start,
-                end: range.end,
-                len: buf.len(),
-            };
+        if let Err(error) = filled_range(&buf, &range) {
             return Err(Rejected { error, buf });
         }
         let Ok(len) = u32::try_from(range.end - range.start) else {

@@ -3,10 +3,11 @@
 
 use arenapool::OwnedBuf;
 
+use super::super::Ctx;
 use super::super::conn::{self, End};
 use super::super::parse::{self, HEAD_MAX, Parsed, Route, Status, body_chunks};
 use super::Worker;
-use super::state::{Send, Task};
+use super::state::{Active, Send, Task};
 
 /// `100 Continue`, sent before a body whose client waits for it.
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
@@ -87,13 +88,7 @@ impl Worker<'_> {
             if conn.ending.is_some() || a.send.is_some() {
                 break;
             }
-            if a.task == Task::Idle
-                && let Some((status, bytes)) = a.pending.take()
-            {
-                // The answer is whole: counted as the tokio modes count.
-                self.ctx.counters.answered(status, bytes);
-                conn::note_answered(self.ctx.config.warmup);
-            }
+            count_whole(self.ctx, a);
             match a.task {
                 Task::Body { done, left } => {
                     if !self.room(i, 1) {
@@ -244,10 +239,7 @@ impl Worker<'_> {
         let idle = a.task == Task::Idle;
         if idle {
             a.out = None; // answered: the response buffer goes back
-            if let Some((status, bytes)) = a.pending.take() {
-                self.ctx.counters.answered(status, bytes);
-                conn::note_answered(self.ctx.config.warmup);
-            }
+            count_whole(self.ctx, a);
         }
         if conn.eof && a.wants_body() {
             // The client closed with a body cut short.
@@ -262,6 +254,17 @@ impl Worker<'_> {
         }
         self.table.release(i);
         self.reading(i);
+    }
+}
+
+/// Counts `a`'s answer once it is whole (nothing left to produce), as the
+/// tokio modes count theirs.
+fn count_whole(ctx: &Ctx, a: &mut Active) {
+    if a.task == Task::Idle
+        && let Some((status, bytes)) = a.pending.take()
+    {
+        ctx.counters.answered(status, bytes);
+        conn::note_answered(ctx.config.warmup);
     }
 }
 

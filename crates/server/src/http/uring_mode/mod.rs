@@ -217,14 +217,17 @@ impl Table {
         }
     }
 
-    /// Removes connection `i` (closing its socket).
+    /// Removes connection `i` (closing its socket); its [`Active`], if it
+    /// has one, is emptied and goes back to the free list.
     fn remove(&mut self, i: u32) {
-        self.release(i);
-        if let Some(slot) = self.conns.get_mut(i as usize)
-            && slot.take().is_some()
-        {
-            self.free.push(i);
+        let Some(conn) = self.conns.get_mut(i as usize).and_then(Option::take) else {
+            return;
+        };
+        if let Some(a) = self.acts.get_mut(conn.act as usize) {
+            a.clear();
+            self.acts_free.push(conn.act);
         }
+        self.free.push(i);
     }
 }
 
@@ -247,11 +250,7 @@ fn probe(ring: &mut Ring, group: BufGroup) -> io::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(5);
     let (mut got, mut ended) = (false, false);
     while !ended && Instant::now() < deadline {
-        match ring.submit_and_wait_timeout(1, STOP_POLL) {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(why(format!("io_uring_enter: {e}"))),
-        }
+        crate::uring::wait(ring, STOP_POLL).map_err(|e| why(format!("io_uring_enter: {e}")))?;
         while let Some(c) = ring.next_completion() {
             if c.id != id {
                 continue;
@@ -318,21 +317,9 @@ impl Worker<'_> {
             for i in std::mem::take(&mut self.waiting) {
                 self.pump(i);
             }
-            match self.ring.submit_and_wait_timeout(1, STOP_POLL) {
-                Ok(_) => {}
-                // A signal, or completions the kernel holds back until the
-                // queue is reaped (EBUSY) or it has memory (EAGAIN).
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::Interrupted
-                            | io::ErrorKind::ResourceBusy
-                            | io::ErrorKind::WouldBlock
-                    ) => {}
-                Err(e) => {
-                    eprintln!("arenapool: an HTTP io_uring worker stops: io_uring_enter: {e}");
-                    return;
-                }
+            if let Err(e) = crate::uring::wait(&mut self.ring, STOP_POLL) {
+                eprintln!("arenapool: an HTTP io_uring worker stops: io_uring_enter: {e}");
+                return;
             }
             self.now = Instant::now();
             while let Some(c) = self.ring.next_completion() {
