@@ -73,11 +73,16 @@ impl DemoOptions {
             ..ServerConfig::default()
         };
         let load = LoadConfig {
-            count: if quick { 5_000 } else { 200_000 },
+            // Enough for about a second a run at the fastest: shorter
+            // runs on a 2-CPU machine moved by a third from run to run.
+            count: if quick { 5_000 } else { 600_000 },
             window: 64,
             payload: 1024,
             sockets: 8,
-            threads: 1,
+            // Two threads, and GSO where the kernel has it: the client
+            // must cost less per datagram than the servers it measures.
+            threads: 2,
+            gso: arenapool_server::gso_unavailable().is_none(),
             duration: Duration::from_secs(if quick { 5 } else { 20 }),
             ..LoadConfig::default()
         };
@@ -93,11 +98,12 @@ impl DemoOptions {
 pub(crate) fn run(opts: &DemoOptions) -> Result<(), String> {
     let started = Instant::now();
     let modes = modes()?;
+    let servers = part2_runs(&modes, opts.server)?;
     let part3 = Part3::new(opts.quick, &opts.out)?;
     let part4_runs = arenapool_bench::fragmentation::cases().len() as u64;
     let bar = ProgressBar::new(
         seed::STEPS
-            + modes.len() as u64 * opts.load.count
+            + servers.len() as u64 * opts.load.count
             + part3.runs() * PART3_STEP
             + part4_runs * PART3_STEP,
     );
@@ -110,13 +116,11 @@ pub(crate) fn run(opts: &DemoOptions) -> Result<(), String> {
 
     let table = seed::run(opts.quick, &bar)?;
     let mut runs = Vec::new();
-    for &mode in &modes {
-        bar.set_message(format!("part 2: {mode} mode, {} requests", opts.load.count));
+    for &server in &servers {
+        let label = server.label();
+        bar.set_message(format!("part 2: {label}, {} requests", opts.load.count));
         let config = CaseConfig {
-            server: ServerConfig {
-                mode,
-                ..opts.server
-            },
+            server,
             load: opts.load,
         };
         let base = bar.position();
@@ -124,7 +128,7 @@ pub(crate) fn run(opts: &DemoOptions) -> Result<(), String> {
             Ok(r) => r,
             Err(e) => {
                 bar.finish_and_clear();
-                return Err(format!("part 2, {mode} mode: {e}"));
+                return Err(format!("part 2, {label}: {e}"));
             }
         };
         bar.set_position(base + opts.load.count);
@@ -185,11 +189,11 @@ fn part1_text(t: &SeedTable) -> String {
 
 fn part2_text(opts: &DemoOptions, s: &CaseStudy) -> String {
     format!(
-        "Part 2: UDP echo-with-checksum server on loopback, modes: {}\n\
+        "Part 2: UDP echo-with-checksum server on loopback: {}\n\
          {} requests of {} payload bytes, window {}, {} server workers, {} client sockets\n\n{}",
         s.runs
             .iter()
-            .map(|r| r.mode.name())
+            .map(|r| r.server.config.label())
             .collect::<Vec<_>>()
             .join(", "),
         opts.load.count,
@@ -213,9 +217,20 @@ fn notes(opts: &DemoOptions) -> Vec<String> {
             "allocs/packet: counted by arenapool-alloc's Counting allocator on the server's worker threads only, after each worker's first {} datagrams, until shutdown",
             opts.server.warmup
         ),
-        "the load generator runs in the same process (its own thread) and checks every reply: payload pattern and checksum".into(),
+        format!(
+            "the load generator runs in the same process ({} threads, {} sockets{}) and checks every reply: payload pattern and checksum; the same client for every run",
+            opts.load.threads,
+            opts.load.sockets,
+            match (opts.load.gso, opts.load.batch) {
+                (true, _) => ", each lane's requests sent as one UDP GSO train, replies taken with GRO".to_owned(),
+                (false, 1) => ", a system call per datagram".to_owned(),
+                (false, b) => format!(", up to {b} datagrams per sendmmsg/recvmmsg"),
+            }
+        ),
+        "per-datagram: a recvfrom and a sendto per datagram; mmsg: up to a batch per recvmmsg and per sendmmsg; +gso: UDP GRO on the server's sockets (several datagrams of one client in one 64 KiB buffer) and each train of replies sent back with one GSO send".into(),
+        "CPU: the worker threads' and the load threads' own CPU time (user + system), per verified packet and as a share of the wall time (100 % = one CPU busy throughout)".into(),
         "uring mode: no tokio; each worker owns an io_uring with a provided buffer ring of pool buffers (half its share of the pool), one multishot recvmsg, and sends each reply with sendmsg from the buffer it arrived in; its pool buffers are longer by the kernel's recvmsg header and the source address (arenapool::uring::RECVMSG_HEADROOM)".into(),
-        "peak RSS: VmHWM of a fresh process per mode, holding server + load generator + runtimes".into(),
+        "peak RSS: VmHWM of a fresh process per run, holding server + load generator + runtimes".into(),
     ]
 }
 
@@ -270,6 +285,32 @@ fn modes() -> Result<Vec<Mode>, String> {
         return Err(format!("no mode of part 2 can run ({MODES_VAR})"));
     }
     Ok(modes)
+}
+
+/// Part 2's servers: every way of each mode ([`ServerConfig::every_io`]);
+/// one that cannot run here is left out with its reason (in strict mode,
+/// that fails the demo). Modes were checked by [`modes`].
+fn part2_runs(modes: &[Mode], base: ServerConfig) -> Result<Vec<ServerConfig>, String> {
+    let mut runs = Vec::new();
+    for &mode in modes {
+        for way in (ServerConfig { mode, ..base }).every_io() {
+            let why = match way.mode {
+                Mode::Uring => None,
+                _ => way.unavailable(),
+            };
+            match why {
+                None => runs.push(way),
+                Some(why) if crate::strict() => {
+                    return Err(format!(
+                        "{} cannot run here, and ARENAPOOL_STRICT=1 allows nothing to be left out: {why}",
+                        way.label()
+                    ));
+                }
+                Some(why) => println!("arenapool: {} left out of part 2: {why}", way.label()),
+            }
+        }
+    }
+    Ok(runs)
 }
 
 /// Runs `config` in a child process (`arenapool demo-case <json>`),
@@ -353,7 +394,7 @@ fn write_report(
          ## 1. The seed's table, reproduced\n\n\
          4096-byte buffers; median of {} batches of about {} ms. The Vec columns call glibc\n\
          malloc directly. Lower is better for ns, higher for Mops/s.\n\n{}\n```text\n{}\n```\n\n\
-         ## 2. The packet server: pool, Vec and io_uring modes\n\n\
+         ## 2. The packet server: pool, Vec and io_uring modes, a datagram or a batch per system call\n\n\
          {} requests of {} payload bytes over loopback, window {}, {} server workers.\n\n{}\n\
          ![latency CDF](latency-cdf.svg)\n\n![throughput](throughput.svg)\n\n\
          ## 3. The HTTP server: pool, Vec, io_uring and hyper under {}\n\n\

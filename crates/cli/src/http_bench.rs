@@ -65,9 +65,10 @@ fn client(asked: &str) -> Result<(Client, String), String> {
     if asked == "auto" {
         let c = Client::best_installed();
         let why = match c {
-            Client::Builtin => "load from arenapool's own HTTP load generator: neither wrk nor \
+            Client::Builtin => format!(
+                "load from {c} (arenapool's own HTTP load generator): neither wrk nor \
                 h2load is installed (Debian: apt-get install wrk nghttp2-client)"
-                .to_string(),
+            ),
             c => format!("load from {c} (installed)"),
         };
         return Ok((c, why));

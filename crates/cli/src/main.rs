@@ -33,8 +33,7 @@ use std::time::Duration;
 use arenapool_alloc::Counting;
 use arenapool_bench::Chosen;
 use arenapool_server::http::{HttpConfig, HttpMode};
-use arenapool_server::load::LoadConfig;
-use arenapool_server::{Mode, ServerConfig};
+use arenapool_server::{Mode, ServerConfig, UdpIo};
 use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand};
 
@@ -103,35 +102,7 @@ enum Command {
     #[command(name = arenapool_bench::fragmentation::CHILD_COMMAND, hide = true)]
     FragmentationChild(frag::FragChildArgs),
     /// Send requests to a server, check every reply, print throughput and RTT.
-    Load {
-        /// The server's address.
-        #[arg(long, default_value = "127.0.0.1:7070")]
-        target: SocketAddr,
-        /// Requests to send.
-        #[arg(long, default_value_t = 100_000)]
-        count: u64,
-        /// Most requests in flight at once.
-        #[arg(long, default_value_t = 64, value_parser = at_least_one)]
-        window: usize,
-        /// Payload bytes per request.
-        #[arg(long, default_value_t = 1024)]
-        size: usize,
-        /// Requests per second (default: as fast as the window allows).
-        #[arg(long, value_parser = at_least_one_u64)]
-        rate: Option<u64>,
-        /// Stop after this many seconds even if requests remain.
-        #[arg(long, default_value_t = 60.0, value_name = "SECS")]
-        duration: f64,
-        /// Client sockets (the kernel spreads them over the server's workers).
-        #[arg(long, default_value_t = 4, value_parser = at_least_one)]
-        sockets: usize,
-        /// Threads driving the sockets.
-        #[arg(long, default_value_t = 1, value_parser = at_least_one)]
-        threads: usize,
-        /// Milliseconds before an unanswered request counts as lost.
-        #[arg(long, default_value_t = 1000, value_name = "MS")]
-        timeout_ms: u64,
-    },
+    Load(net::LoadArgs),
     /// The shoot-out: allocators and pool crates against arenapool, in four
     /// scenarios, with peak memory; prints a table.
     Bench {
@@ -214,9 +185,20 @@ struct ServerArgs {
     /// Buffers in the pool (pool mode).
     #[arg(long, default_value_t = 1024, value_parser = at_least_one)]
     capacity: usize,
-    /// Datagrams a worker takes off its socket at a time.
+    /// Datagrams a worker takes off its socket at a time (with
+    /// `--udp-io mmsg`, per recvmmsg and sendmmsg; at most 1024).
     #[arg(long, default_value_t = 32, value_parser = at_least_one)]
     batch: usize,
+    /// UDP: `mmsg` (recvmmsg/sendmmsg, a batch per system call; Linux,
+    /// the default there) or `per-datagram` (a recvfrom and a sendto per
+    /// datagram).
+    #[arg(long, value_name = "IO", default_value_t = UdpIo::default())]
+    udp_io: UdpIo,
+    /// UDP: GRO on the sockets and GSO on the replies (with `--udp-io
+    /// mmsg`, Linux 5.0): several datagrams of one client per buffer and
+    /// per send; receive buffers are then 64 KiB.
+    #[arg(long)]
+    gso: bool,
 }
 
 impl ServerArgs {
@@ -226,6 +208,8 @@ impl ServerArgs {
             buffer_size: self.buffer_size,
             capacity: self.capacity,
             batch: self.batch,
+            io: self.udp_io,
+            gso: self.gso,
             ..base
         }
     }
@@ -350,28 +334,8 @@ fn main() {
                 fail(1, e);
             }
         }
-        Command::Load {
-            target,
-            count,
-            window,
-            size,
-            rate,
-            duration,
-            sockets,
-            threads,
-            timeout_ms,
-        } => {
-            let config = LoadConfig {
-                target,
-                count,
-                window,
-                payload: size,
-                rate,
-                duration: seconds(duration),
-                sockets,
-                threads,
-                timeout: Duration::from_millis(timeout_ms.max(1)),
-            };
+        Command::Load(args) => {
+            let config = args.config();
             if let Err(e) = config.validate() {
                 fail(USAGE, e);
             }

@@ -1,13 +1,16 @@
 //! `arenapool serve` and `arenapool load`: the case study's two pieces,
 //! separately, to run against each other from two terminals.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+use clap::Args;
 
 use arenapool_server::http::{HttpConfig, HttpServer, HttpStats};
 use arenapool_server::latency::micros;
 use arenapool_server::load::{self, LoadConfig};
-use arenapool_server::{DropReason, Server, ServerConfig, ServerStats};
+use arenapool_server::{DropReason, Mode, Server, ServerConfig, ServerStats, UdpIo};
 
 /// Runs the HTTP server until Ctrl-C (or `duration`), printing its
 /// counters every second and a summary at the end. Raises the open-file
@@ -134,9 +137,15 @@ pub(crate) fn serve(config: ServerConfig, duration: Option<Duration>) -> Result<
     let server = Server::start(config).map_err(|e| e.to_string())?;
     let listening = || {
         println!(
-            "arenapool: serving on {} ({} mode, {} workers, {}-byte buffers{}); Ctrl-C stops",
+            "arenapool: serving on {} ({} mode{}, {} workers, {}-byte buffers{}); Ctrl-C stops",
             server.local_addr(),
             config.mode,
+            match (config.mode, config.io, config.gso) {
+                (Mode::Uring, ..) => "",
+                (_, UdpIo::PerDatagram, _) => ", a system call per datagram",
+                (_, UdpIo::Mmsg, false) => ", recvmmsg/sendmmsg",
+                (_, UdpIo::Mmsg, true) => ", recvmmsg/sendmmsg with GRO/GSO",
+            },
             config.workers,
             config.buffer_size,
             if config.mode.uses_pool() {
@@ -190,7 +199,80 @@ fn stats_text(s: &ServerStats) -> String {
     if s.enobufs > 0 {
         out += &format!(", io_uring ring ran dry {} times", s.enobufs);
     }
+    if let Some(per) = s.datagrams_per_call() {
+        out += &format!(
+            "; {} receive/send system calls ({per:.2} datagrams per call)",
+            s.io_calls
+        );
+    }
+    if s.completions > 0 && s.io_calls > 0 {
+        out += &format!(
+            ", {:.2} completions per io_uring_enter",
+            s.completions as f64 / s.io_calls as f64
+        );
+    }
+    if s.cpu_ns > 0 {
+        out += &format!(", worker CPU {:.2} s", s.cpu_ns as f64 / 1e9);
+    }
     out
+}
+
+/// `arenapool load`'s flags.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct LoadArgs {
+    /// The server's address.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    target: SocketAddr,
+    /// Requests to send.
+    #[arg(long, default_value_t = 100_000)]
+    count: u64,
+    /// Most requests in flight at once.
+    #[arg(long, default_value_t = 64, value_parser = crate::at_least_one)]
+    window: usize,
+    /// Payload bytes per request.
+    #[arg(long, default_value_t = 1024)]
+    size: usize,
+    /// Requests per second (default: as fast as the window allows).
+    #[arg(long, value_parser = crate::at_least_one_u64)]
+    rate: Option<u64>,
+    /// Stop after this many seconds even if requests remain.
+    #[arg(long, default_value_t = 60.0, value_name = "SECS")]
+    duration: f64,
+    /// Client sockets (the kernel spreads them over the server's workers).
+    #[arg(long, default_value_t = 4, value_parser = crate::at_least_one)]
+    sockets: usize,
+    /// Threads driving the sockets.
+    #[arg(long, default_value_t = 1, value_parser = crate::at_least_one)]
+    threads: usize,
+    /// Milliseconds before an unanswered request counts as lost.
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    timeout_ms: u64,
+    /// Requests per send call and replies per receive call on each socket
+    /// (above 1: sendmmsg and recvmmsg, Linux). Default 32 on Linux.
+    #[arg(long, value_parser = crate::at_least_one)]
+    batch: Option<usize>,
+    /// Send each batch as one UDP GSO send and take replies with GRO.
+    #[arg(long)]
+    gso: bool,
+}
+
+impl LoadArgs {
+    pub(crate) fn config(&self) -> LoadConfig {
+        let base = LoadConfig::default();
+        LoadConfig {
+            target: self.target,
+            count: self.count,
+            window: self.window,
+            payload: self.size,
+            rate: self.rate,
+            duration: crate::seconds(self.duration),
+            sockets: self.sockets,
+            threads: self.threads,
+            timeout: Duration::from_millis(self.timeout_ms.max(1)),
+            batch: self.batch.unwrap_or(base.batch),
+            gso: self.gso,
+        }
+    }
 }
 
 /// Runs the load generator once and prints what it saw. Returns whether
@@ -203,9 +285,10 @@ pub(crate) fn load(config: LoadConfig) -> Result<bool, String> {
         config.target, r.sent, r.received, r.lost, r.late, r.bad, r.send_errors, r.recv_errors
     );
     println!(
-        "{:.0} packets/s over {:.2} s; RTT us: p50 {:.1}, p99 {:.1}, p99.9 {:.1}, max {:.1}",
+        "{:.0} packets/s over {:.2} s (client CPU {:.2} s); RTT us: p50 {:.1}, p99 {:.1}, p99.9 {:.1}, max {:.1}",
         r.throughput(),
         r.elapsed_s,
+        r.cpu_s,
         micros(l.p50_ns),
         micros(l.p99_ns),
         micros(l.p999_ns),

@@ -25,6 +25,12 @@ fn bad_flags_are_one_line_and_exit_2() {
         &["load", "--frobnicate"],
         &["load", "--window", "0"],
         &["load", "--size", "70000"],
+        &["load", "--batch", "0"],
+        &["load", "--batch", "5000"],
+        &["serve", "--udp-io", "batch"],
+        &["serve", "--batch", "5000"],
+        &["serve", "--udp-io", "per-datagram", "--gso"],
+        &["serve", "--mode", "uring", "--gso"],
         &["demo", "--size", "5000"],
         &["faults", "--mib", "0"],
         &["faults", "--buffer-size", "x"],
@@ -95,16 +101,30 @@ fn quick_demo_prints_both_parts_and_writes_the_report() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
     let runs = json["case_study"]["runs"].as_array().unwrap();
-    // Pool, Vec, and io_uring unless the kernel refuses it.
+    // Pool and Vec mode each with a system call per datagram, with
+    // recvmmsg/sendmmsg and with GRO/GSO; io_uring unless the kernel
+    // refuses it.
     let uring = support::mode_runs_here(arenapool_server::Mode::Uring);
-    assert_eq!(runs.len(), 2 + usize::from(uring), "{text}");
-    for r in runs {
-        assert_eq!(r["load"]["received"], 2000, "{r}");
+    let labels: Vec<String> = support::servers(arenapool_server::ServerConfig::default())
+        .iter()
+        .map(arenapool_server::ServerConfig::label)
+        .collect();
+    assert_eq!(runs.len(), labels.len(), "{text}");
+    for (r, label) in runs.iter().zip(&labels) {
+        assert_eq!(r["load"]["received"], 2000, "{label}: {r}");
+        assert!(text.contains(label.as_str()), "{label}: {text}");
+        // The binary installs the counting allocator: pool and io_uring
+        // mode count 0, however they talk to the socket.
+        assert_eq!(r["server"]["allocs"]["counted"], true, "{label}");
+        if r["mode"] != "vec" {
+            assert_eq!(r["server"]["allocs"]["allocations"], 0, "{label}");
+        }
+        assert!(
+            r["server"]["stats"]["io_calls"].as_u64() > Some(0),
+            "{label}"
+        );
     }
-    // The binary installs the counting allocator: pool mode counts 0.
-    assert_eq!(runs[0]["mode"], "pool");
-    assert_eq!(runs[0]["server"]["allocs"]["counted"], true);
-    assert_eq!(runs[0]["server"]["allocs"]["allocations"], 0);
+    assert!(text.contains("datagrams per syscall"), "{text}");
     part3_is_whole(&json["http"], &text, uring);
     assert!(text.contains("Part 4: memory over time"), "{text}");
     for f in [
@@ -198,6 +218,65 @@ fn serves_in_io_uring_mode(args: &[&str], mode_line: &str) {
 #[test]
 fn serve_takes_io_uring_as_its_mode() {
     serves_in_io_uring_mode(&["--io", "uring"], "(uring mode");
+}
+
+#[test]
+fn serve_and_load_talk_in_batches_and_gso_trains() {
+    let linux = cfg!(target_os = "linux");
+    let gso = linux && support::gso_runs_here();
+    for (serve, line) in [
+        (
+            &["--udp-io", "per-datagram"][..],
+            "(pool mode, a system call per datagram",
+        ),
+        (&["--udp-io", "mmsg"], "(pool mode, recvmmsg/sendmmsg,"),
+        (
+            &["--udp-io", "mmsg", "--gso"],
+            "(pool mode, recvmmsg/sendmmsg with GRO/GSO",
+        ),
+    ] {
+        if (serve.contains(&"mmsg") && !linux) || (serve.contains(&"--gso") && !gso) {
+            continue;
+        }
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut args = vec!["serve", "--bind", &addr, "--duration", "3"];
+        args.extend_from_slice(serve);
+        let server = Command::new(env!("CARGO_BIN_EXE_arenapool"))
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let load = if gso { &["--gso"][..] } else { &[][..] };
+        let mut largs = vec![
+            "load",
+            "--target",
+            &addr,
+            "--count",
+            "3000",
+            "--timeout-ms",
+            "5000",
+        ];
+        largs.extend_from_slice(load);
+        let out = arenapool(&largs);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{serve:?}: {text}");
+        assert!(
+            text.contains("verified replies 3000, lost 0"),
+            "{serve:?}: {text}"
+        );
+        assert!(text.contains("client CPU"), "{text}");
+        let served = server.wait_with_output().unwrap();
+        let stext = String::from_utf8_lossy(&served.stdout);
+        assert!(stext.contains(line), "{serve:?}: {stext}");
+        assert!(stext.contains("replied 3000,"), "{serve:?}: {stext}");
+        assert!(stext.contains("datagrams per call"), "{stext}");
+    }
 }
 
 #[test]

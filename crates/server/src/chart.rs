@@ -12,16 +12,37 @@ use plotters::prelude::*;
 
 use crate::buffers::Mode;
 use crate::case::CaseResult;
+use crate::config::{ServerConfig, UdpIo};
 use crate::http::HttpMode;
 use crate::load::TIMELINE_STEP;
 
 const FONT: &str = "sans-serif";
 
-fn colour(mode: Mode) -> RGBColor {
+fn mode_colour(mode: Mode) -> RGBColor {
     match mode {
         Mode::Pool => RGBColor(46, 125, 50),
         Mode::Vec => RGBColor(120, 144, 156),
         Mode::Uring => RGBColor(21, 101, 192),
+    }
+}
+
+/// A run's colour: its mode's hue, lighter for the loop with a system
+/// call per datagram and darker with GRO/GSO.
+fn colour(config: &ServerConfig) -> RGBColor {
+    let RGBColor(r, g, b) = mode_colour(config.mode);
+    let towards = |c: u8, to: u8, f: f64| (f64::from(c) + (f64::from(to) - f64::from(c)) * f) as u8;
+    match (config.mode, config.io, config.gso) {
+        (Mode::Uring, ..) | (_, UdpIo::Mmsg, false) => RGBColor(r, g, b),
+        (_, UdpIo::PerDatagram, _) => RGBColor(
+            towards(r, 255, 0.5),
+            towards(g, 255, 0.5),
+            towards(b, 255, 0.5),
+        ),
+        (_, UdpIo::Mmsg, true) => RGBColor(
+            towards(r, 0, 0.45),
+            towards(g, 0, 0.45),
+            towards(b, 0, 0.45),
+        ),
     }
 }
 
@@ -47,7 +68,7 @@ pub(crate) fn latency_cdf(runs: &[CaseResult], path: &Path) -> Result<(), Box<dy
     let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("Round-trip time CDF, pool vs Vec (loopback)", (FONT, 20))
+        .caption("Round-trip time CDF per server mode (loopback)", (FONT, 20))
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(55)
@@ -58,12 +79,12 @@ pub(crate) fn latency_cdf(runs: &[CaseResult], path: &Path) -> Result<(), Box<dy
         .y_desc("fraction of replies")
         .draw()?;
     for r in runs {
-        let c = colour(r.mode);
+        let c = colour(&r.server.config);
         chart
             .draw_series(LineSeries::new(points(r), c.stroke_width(2)))?
             .label(format!(
-                "{} mode: p50 {:.0} us, p99 {:.0} us, p99.9 {:.0} us",
-                r.mode,
+                "{}: p50 {:.0} us, p99 {:.0} us, p99.9 {:.0} us",
+                r.server.config.label(),
                 r.load.latency.p50_ns as f64 / 1000.0,
                 r.load.latency.p99_ns as f64 / 1000.0,
                 r.load.latency.p999_ns as f64 / 1000.0
@@ -119,12 +140,12 @@ pub(crate) fn throughput(runs: &[CaseResult], path: &Path) -> Result<(), Box<dyn
         .y_desc("packets/s")
         .draw()?;
     for r in runs {
-        let c = colour(r.mode);
+        let c = colour(&r.server.config);
         chart
             .draw_series(LineSeries::new(points(r), c.stroke_width(2)))?
             .label(format!(
-                "{} mode: {:.0} packets/s overall",
-                r.mode,
+                "{}: {:.0} packets/s overall",
+                r.server.config.label(),
                 r.load.throughput()
             ))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
@@ -143,9 +164,9 @@ pub(crate) fn throughput(runs: &[CaseResult], path: &Path) -> Result<(), Box<dyn
 /// packet server's charts, hyper its own.
 pub(crate) fn http_colour(mode: HttpMode) -> RGBColor {
     match mode {
-        HttpMode::Pool => colour(Mode::Pool),
-        HttpMode::Vec => colour(Mode::Vec),
-        HttpMode::Uring => colour(Mode::Uring),
+        HttpMode::Pool => mode_colour(Mode::Pool),
+        HttpMode::Vec => mode_colour(Mode::Vec),
+        HttpMode::Uring => mode_colour(Mode::Uring),
         HttpMode::Hyper => RGBColor(198, 40, 40),
     }
 }

@@ -34,10 +34,15 @@
 //! # Layout
 //!
 //! * `wire.rs`: the datagram format; `checksum/`: RFC 1071, scalar, SSE2
-//!   and AVX2 (the crate's only `unsafe` code);
-//! * `buffers.rs`: pool or `Vec`; `config.rs`, `server.rs`, `stats.rs`:
-//!   the server and its counters; `uring.rs`: the io_uring worker; `allocs.rs`: allocations per packet;
-//! * `load.rs`: the load generator; `latency.rs`: histogram summaries;
+//!   and AVX2; `mmsg.rs`: `recvmmsg`, `sendmmsg`, UDP GRO and GSO (with
+//!   `checksum/`, the crate's only `unsafe` code);
+//! * `buffers.rs`: pool or `Vec`; `config.rs` (with [`UdpIo`]),
+//!   `server/` (the server; `worker.rs`, the tokio workers' two loops),
+//!   `stats.rs`: the server and its counters; `uring.rs`: the io_uring
+//!   worker; `allocs.rs`: allocations per packet; `cpu.rs`: thread CPU
+//!   time;
+//! * `load/`: the load generator (`lane.rs`: one client socket, a datagram
+//!   or a batch per call); `latency.rs`: histogram summaries;
 //! * `case.rs`: one measured run; `rss.rs`: peak memory;
 //!   `report.rs`, `chart.rs`: tables, JSON and SVG.
 
@@ -49,9 +54,12 @@ pub mod case;
 mod chart;
 pub mod checksum;
 mod config;
+mod cpu;
 pub mod http;
 pub mod latency;
 pub mod load;
+#[cfg(target_os = "linux")]
+mod mmsg;
 pub mod report;
 pub mod rss;
 mod server;
@@ -63,6 +71,6 @@ mod workers;
 
 pub use allocs::{AllocWindow, counting_installed};
 pub use buffers::{Mode, UnknownMode};
-pub use config::{ConfigError, ServerConfig};
+pub use config::{ConfigError, GRO_BUFFER, MAX_BATCH, ServerConfig, UdpIo, gso_unavailable};
 pub use server::{PoolSummary, Server, ServerError, ServerReport};
 pub use stats::{DropReason, Drops, ServerStats};

@@ -71,6 +71,61 @@ fn rows(runs: &[CaseResult]) -> Vec<(String, Vec<String>)> {
             "RTT max (us)".into(),
             cell(&|r| format!("{:.1}", micros(r.load.latency.max_ns))),
         ),
+        (
+            "server CPU (us/packet)".into(),
+            cell(&|r| {
+                let s = &r.server.stats;
+                if s.cpu_ns > 0 && s.handled() > 0 {
+                    format!("{:.2}", s.cpu_ns as f64 / 1e3 / s.handled() as f64)
+                } else {
+                    "n/a".into()
+                }
+            }),
+        ),
+        (
+            "client CPU (us/packet)".into(),
+            cell(&|r| {
+                if r.load.cpu_s > 0.0 && r.load.received > 0 {
+                    format!("{:.2}", r.load.cpu_s * 1e6 / r.load.received as f64)
+                } else {
+                    "n/a".into()
+                }
+            }),
+        ),
+        (
+            "server / client CPU (%)".into(),
+            cell(&|r| {
+                let wall = r.load.elapsed_s;
+                if wall > 0.0 && r.server.stats.cpu_ns > 0 {
+                    format!(
+                        "{:.0} / {:.0}",
+                        r.server.stats.cpu_ns as f64 / 1e9 / wall * 100.0,
+                        r.load.cpu_s / wall * 100.0
+                    )
+                } else {
+                    "n/a".into()
+                }
+            }),
+        ),
+        (
+            "datagrams per syscall".into(),
+            cell(&|r| match r.server.stats.datagrams_per_call() {
+                Some(d) => format!("{d:.2}"),
+                None => "n/a".into(),
+            }),
+        ),
+        (
+            "uring: completions/enter".into(),
+            cell(&|r| {
+                let s = &r.server.stats;
+                match r.mode {
+                    crate::Mode::Uring if s.io_calls > 0 => {
+                        format!("{:.2}", s.completions as f64 / s.io_calls as f64)
+                    }
+                    _ => "-".into(),
+                }
+            }),
+        ),
         ("server allocs/packet".into(), cell(&per_packet)),
         (
             "  (allocs / packets counted)".into(),
@@ -139,7 +194,7 @@ impl CaseStudy {
         let w0 = rows.iter().map(|(l, _)| l.len()).max().unwrap_or(0).max(10);
         let mut out = format!("{:<w0$}", "");
         for r in &self.runs {
-            out += &format!(" {:>16}", format!("{} mode", r.mode));
+            out += &format!(" {:>16}", r.server.config.label());
         }
         out += "\n";
         for (label, cells) in &rows {
@@ -162,7 +217,7 @@ impl CaseStudy {
     pub fn markdown(&self) -> String {
         let mut out = String::from("| |");
         for r in &self.runs {
-            out += &format!(" {} mode |", r.mode);
+            out += &format!(" {} |", r.server.config.label());
         }
         out += "\n|---|";
         for _ in &self.runs {

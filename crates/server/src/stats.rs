@@ -68,11 +68,14 @@ pub(crate) struct Counters {
     recv_errors: AtomicU64,
     send_errors: AtomicU64,
     enobufs: AtomicU64,
+    io_calls: AtomicU64,
+    completions: AtomicU64,
+    cpu_ns: AtomicU64,
 }
 
 impl Counters {
-    pub(crate) fn replied(&self) {
-        self.replied.fetch_add(1, Relaxed);
+    pub(crate) fn replied(&self, n: u64) {
+        self.replied.fetch_add(n, Relaxed);
     }
 
     pub(crate) fn dropped(&self, reason: DropReason) {
@@ -83,8 +86,27 @@ impl Counters {
         self.recv_errors.fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn send_error(&self) {
-        self.send_errors.fetch_add(1, Relaxed);
+    pub(crate) fn send_error(&self, n: u64) {
+        self.send_errors.fetch_add(n, Relaxed);
+    }
+
+    /// One system call that receives or sends (`io_uring_enter` too).
+    pub(crate) fn io_call(&self) {
+        self.io_calls.fetch_add(1, Relaxed);
+    }
+
+    /// io_uring mode: completions reaped.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn completions(&self, n: u64) {
+        self.completions.fetch_add(n, Relaxed);
+    }
+
+    /// The worker thread's CPU time, set once when it stops.
+    pub(crate) fn set_cpu(&self, cpu: Option<std::time::Duration>) {
+        if let Some(cpu) = cpu {
+            let ns = u64::try_from(cpu.as_nanos()).unwrap_or(u64::MAX);
+            self.cpu_ns.store(ns, Relaxed);
+        }
     }
 
     #[cfg(target_os = "linux")]
@@ -99,6 +121,9 @@ impl Counters {
             recv_errors: self.recv_errors.load(Relaxed),
             send_errors: self.send_errors.load(Relaxed),
             enobufs: self.enobufs.load(Relaxed),
+            io_calls: self.io_calls.load(Relaxed),
+            completions: self.completions.load(Relaxed),
+            cpu_ns: self.cpu_ns.load(Relaxed),
             ..ServerStats::default()
         };
         for r in DropReason::ALL {
@@ -171,6 +196,19 @@ pub struct ServerStats {
     /// filled, which no counter here sees; the client counts them lost).
     #[serde(default)]
     pub enobufs: u64,
+    /// System calls that received or sent: `recvfrom`, `sendto`,
+    /// `recvmmsg`, `sendmmsg`, or in io_uring mode `io_uring_enter`
+    /// (readiness waits in `epoll_wait` are not counted).
+    #[serde(default)]
+    pub io_calls: u64,
+    /// io_uring mode: completions reaped (receives and sends).
+    #[serde(default)]
+    pub completions: u64,
+    /// CPU time (user and system) of the worker threads, in nanoseconds,
+    /// from their start to their stop; 0 until they stop, and where the
+    /// platform does not say.
+    #[serde(default)]
+    pub cpu_ns: u64,
 }
 
 impl ServerStats {
@@ -179,12 +217,26 @@ impl ServerStats {
         self.replied + self.drops.total()
     }
 
+    /// Datagrams handled per receive or send system call; `None` before
+    /// any call.
+    ///
+    /// ```
+    /// let s = arenapool_server::ServerStats { replied: 64, io_calls: 4, ..Default::default() };
+    /// assert_eq!(s.datagrams_per_call(), Some(16.0));
+    /// ```
+    pub fn datagrams_per_call(&self) -> Option<f64> {
+        (self.io_calls > 0).then(|| self.handled() as f64 / self.io_calls as f64)
+    }
+
     /// Adds another snapshot to this one.
     pub fn add(&mut self, other: &ServerStats) {
         self.replied += other.replied;
         self.recv_errors += other.recv_errors;
         self.send_errors += other.send_errors;
         self.enobufs += other.enobufs;
+        self.io_calls += other.io_calls;
+        self.completions += other.completions;
+        self.cpu_ns += other.cpu_ns;
         for r in DropReason::ALL {
             self.drops.set(r, self.drops.get(r) + other.drops.get(r));
         }
@@ -198,8 +250,8 @@ mod tests {
     #[test]
     fn counters_add_up() {
         let c = Counters::default();
-        c.replied();
-        c.replied();
+        c.replied(1);
+        c.replied(1);
         for (i, r) in DropReason::ALL.into_iter().enumerate() {
             for _ in 0..=i {
                 c.dropped(r);

@@ -225,17 +225,21 @@ impl Worker<'_> {
             if self.recv.is_none() {
                 self.rearm();
             }
+            self.counters.io_call();
             if wait(&mut self.ring, STOP_POLL).is_err() {
                 self.counters.recv_error();
                 break;
             }
+            let mut reaped = 0;
             while let Some(c) = self.ring.next_completion() {
+                reaped += 1;
                 if Some(c.id) == self.recv {
                     self.received(c);
                 } else {
                     self.sent(c);
                 }
             }
+            self.counters.completions(reaped);
             // Between completions no buffer is held by this code: every
             // datagram after this point takes its buffer in the window.
             if window.is_none() && self.handled >= warmup {
@@ -323,15 +327,15 @@ impl Worker<'_> {
             .send_to(self.socket, buf, start..start + len, peer)
         {
             drop(rejected);
-            self.counters.send_error();
+            self.counters.send_error(1);
         }
     }
 
     /// A reply's send finished; its buffer goes back to the pool here.
     fn sent(&mut self, c: Completion) {
         match c.result {
-            Ok(_) => self.counters.replied(),
-            Err(_) => self.counters.send_error(),
+            Ok(_) => self.counters.replied(1),
+            Err(_) => self.counters.send_error(1),
         }
     }
 }

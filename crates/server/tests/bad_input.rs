@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use arenapool::Pool;
 use arenapool_server::wire::{self, HEADER_LEN, Header, Kind};
-use arenapool_server::{DropReason, Mode, Server, ServerConfig, ServerStats};
+use arenapool_server::{DropReason, Mode, Server, ServerConfig, ServerStats, UdpIo};
 
 mod support;
 
@@ -60,17 +60,13 @@ fn still_serves(server: &Server, client: &UdpSocket) {
 
 #[test]
 fn malformed_datagrams_are_counted_by_reason() {
-    for mode in Mode::ALL {
-        if !support::mode_runs_here(mode) {
-            continue;
-        }
-        let server = Server::start(ServerConfig {
-            mode,
-            workers: 1,
-            buffer_size: 512,
-            ..ServerConfig::default()
-        })
-        .unwrap();
+    for config in support::servers(ServerConfig {
+        workers: 1,
+        buffer_size: 512,
+        ..ServerConfig::default()
+    }) {
+        let mode = config.label();
+        let server = Server::start(config).unwrap();
         let to = server.local_addr();
         let c = client();
 
@@ -99,7 +95,7 @@ fn malformed_datagrams_are_counted_by_reason() {
         c.send_to(&request(1, &[1u8; 9000]), to).unwrap();
 
         let s = wait_handled(&server, 12);
-        assert_eq!(s.drops.get(DropReason::Short), 3, "{mode}");
+        assert_eq!(s.drops.get(DropReason::Short), 3, "{mode}: {s:?}");
         assert_eq!(s.drops.get(DropReason::BadHeader), 4, "{mode}");
         assert_eq!(s.drops.get(DropReason::LengthMismatch), 3, "{mode}");
         assert_eq!(s.drops.get(DropReason::Oversized), 2, "{mode}");
@@ -116,13 +112,28 @@ fn malformed_datagrams_are_counted_by_reason() {
     }
 }
 
+/// Both ways a pool-mode worker talks to its socket, where they run.
+fn ios() -> Vec<UdpIo> {
+    UdpIo::ALL
+        .into_iter()
+        .filter(|io| io.unavailable().is_none())
+        .collect()
+}
+
 #[test]
 fn an_exhausted_pool_drops_and_counts_and_recovers() {
+    for io in ios() {
+        exhausted_pool_drops_and_counts_and_recovers(io);
+    }
+}
+
+fn exhausted_pool_drops_and_counts_and_recovers(io: UdpIo) {
     let pool = Pool::new(256, 4).unwrap();
     let server = Server::with_pool(
         ServerConfig {
             workers: 1,
             buffer_size: 256,
+            io,
             ..ServerConfig::default()
         },
         pool.clone(),
@@ -167,6 +178,12 @@ fn datagrams_the_socket_holds(config: &ServerConfig) -> u64 {
 
 #[test]
 fn a_flood_beyond_a_small_pool_is_answered_or_counted() {
+    for io in ios() {
+        flood_beyond_a_small_pool_is_answered_or_counted(io);
+    }
+}
+
+fn flood_beyond_a_small_pool_is_answered_or_counted(io: UdpIo) {
     // Two buffers, batches of 32: a burst of datagrams queued on the
     // socket finds the pool empty after two. Every datagram is either
     // answered or counted as dropped; none vanish inside the server.
@@ -175,6 +192,7 @@ fn a_flood_beyond_a_small_pool_is_answered_or_counted() {
         capacity: 2,
         buffer_size: 256,
         batch: 32,
+        io,
         ..ServerConfig::default()
     })
     .unwrap();
@@ -231,6 +249,30 @@ fn bad_settings_are_errors_not_panics() {
                 ..ServerConfig::default()
             },
             ConfigError::BufferTooSmall(HEADER_LEN),
+        ),
+        (
+            ServerConfig {
+                batch: arenapool_server::MAX_BATCH + 1,
+                ..ServerConfig::default()
+            },
+            ConfigError::BatchTooLarge(arenapool_server::MAX_BATCH + 1),
+        ),
+        (
+            ServerConfig {
+                io: UdpIo::PerDatagram,
+                gso: true,
+                ..ServerConfig::default()
+            },
+            ConfigError::GsoNeedsMmsg,
+        ),
+        (
+            ServerConfig {
+                mode: Mode::Uring,
+                io: UdpIo::Mmsg,
+                gso: true,
+                ..ServerConfig::default()
+            },
+            ConfigError::GsoNeedsMmsg,
         ),
     ];
     for (config, want) in bad {

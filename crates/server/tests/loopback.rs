@@ -27,40 +27,60 @@ fn case(mode: Mode, workers: usize, load: LoadConfig) -> case::CaseResult {
 
 #[test]
 fn every_mode_answers_every_request() {
-    for mode in Mode::ALL {
-        if !support::mode_runs_here(mode) {
-            continue;
+    let servers = support::servers(ServerConfig {
+        workers: 2,
+        warmup: 50,
+        ..ServerConfig::default()
+    });
+    let clients = support::clients(LoadConfig {
+        count: 3000,
+        window: 32,
+        payload: 1000,
+        sockets: 4,
+        // Generous: a shared CI machine may stall a thread for a while,
+        // and a reply that comes late would be counted, not hidden.
+        timeout: Duration::from_secs(10),
+        ..LoadConfig::default()
+    });
+    for server in servers {
+        for load in &clients {
+            answers_every_request(server, *load);
         }
-        let load = LoadConfig {
-            count: 3000,
-            window: 32,
-            payload: 1000,
-            sockets: 4,
-            // Generous: a shared CI machine may stall a thread for a while,
-            // and a reply that comes late would be counted, not hidden.
-            timeout: Duration::from_secs(10),
-            ..LoadConfig::default()
-        };
-        let r = case(mode, 2, load);
-        assert!(r.load.all_verified(), "{mode}: {:?}", r.load);
-        assert_eq!(r.server.stats.replied, 3000, "{mode}");
-        assert_eq!(r.server.stats.drops.total(), 0, "{mode}");
-        assert_eq!(r.server.per_worker.len(), 2);
-        assert_eq!(
-            r.server.per_worker.iter().map(|w| w.replied).sum::<u64>(),
-            3000
-        );
-        assert_eq!(r.load.latency.count, 3000);
-        assert!(r.load.latency.p50_ns <= r.load.latency.p99_ns);
-        assert_eq!(r.load.timeline.iter().sum::<u64>(), 3000);
-        match mode {
-            Mode::Pool | Mode::Uring => {
-                let pool = r.server.pool.unwrap();
-                assert_eq!(pool.failed_acquires, 0);
-                assert!(pool.high_water <= pool.capacity);
-            }
-            Mode::Vec => assert!(r.server.pool.is_none()),
+    }
+}
+
+fn answers_every_request(server: ServerConfig, load: LoadConfig) {
+    let what = format!(
+        "{}, client batch {} gso {}",
+        server.label(),
+        load.batch,
+        load.gso
+    );
+    let r = case::run(&CaseConfig { server, load }).unwrap();
+    assert!(r.load.all_verified(), "{what}: {:?}", r.load);
+    assert_eq!(r.server.stats.replied, 3000, "{what}");
+    assert_eq!(r.server.stats.drops.total(), 0, "{what}");
+    assert_eq!(r.server.per_worker.len(), 2);
+    assert_eq!(
+        r.server.per_worker.iter().map(|w| w.replied).sum::<u64>(),
+        3000
+    );
+    assert_eq!(r.load.latency.count, 3000);
+    assert!(r.load.latency.p50_ns <= r.load.latency.p99_ns);
+    assert_eq!(r.load.timeline.iter().sum::<u64>(), 3000);
+    // Every way counts its system calls and its CPU time.
+    assert!(r.server.stats.io_calls > 0, "{what}");
+    if cfg!(target_os = "linux") {
+        assert!(r.server.stats.cpu_ns > 0, "{what}");
+        assert!(r.load.cpu_s > 0.0, "{what}");
+    }
+    match server.mode {
+        Mode::Pool | Mode::Uring => {
+            let pool = r.server.pool.unwrap();
+            assert_eq!(pool.failed_acquires, 0);
+            assert!(pool.high_water <= pool.capacity);
         }
+        Mode::Vec => assert!(r.server.pool.is_none()),
     }
 }
 

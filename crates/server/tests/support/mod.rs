@@ -5,8 +5,9 @@
 
 use std::io;
 
-use arenapool_server::Mode;
 use arenapool_server::http::HttpMode;
+use arenapool_server::load::LoadConfig;
+use arenapool_server::{Mode, ServerConfig};
 
 #[path = "../../../pool/tests/support/skip.rs"]
 pub mod skip;
@@ -80,4 +81,60 @@ pub fn http_mode_runs_here(mode: HttpMode) -> bool {
         return false;
     }
     true
+}
+
+/// Whether UDP GRO/GSO works here; else a skip (a failure in strict mode).
+pub fn gso_runs_here() -> bool {
+    match arenapool_server::gso_unavailable() {
+        None => true,
+        Some(why) => {
+            skip::skip(format_args!("UDP GRO/GSO: {why}"));
+            false
+        }
+    }
+}
+
+/// `base` in every way the UDP server runs here
+/// ([`ServerConfig::every_io`] of each mode): a way the kernel does not
+/// have is a skip (a failure in strict mode).
+pub fn servers(base: ServerConfig) -> Vec<ServerConfig> {
+    let mut out = Vec::new();
+    for mode in Mode::ALL {
+        if !mode_runs_here(mode) {
+            continue;
+        }
+        for way in (ServerConfig { mode, ..base }).every_io() {
+            match way.unavailable() {
+                None => out.push(way),
+                Some(why) => skip::skip(format_args!("{}: {why}", way.label())),
+            }
+        }
+    }
+    out
+}
+
+/// `base` as each kind of client the load generator can be here: a system
+/// call per datagram, batches (Linux), and GSO trains (where the kernel
+/// has them).
+pub fn clients(base: LoadConfig) -> Vec<LoadConfig> {
+    let mut out = vec![LoadConfig {
+        batch: 1,
+        gso: false,
+        ..base
+    }];
+    if cfg!(target_os = "linux") {
+        out.push(LoadConfig {
+            batch: 16,
+            gso: false,
+            ..base
+        });
+        if arenapool_server::gso_unavailable().is_none() {
+            out.push(LoadConfig {
+                batch: 16,
+                gso: true,
+                ..base
+            });
+        }
+    }
+    out
 }

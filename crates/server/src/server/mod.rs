@@ -2,31 +2,32 @@
 //!
 //! # Threads and sockets
 //!
-//! Each worker is an OS thread running a single-threaded tokio runtime with
-//! its own socket. On Linux the sockets share one address through
-//! `SO_REUSEPORT`, and the kernel spreads datagrams over them by a hash of
-//! the sender's address and port, so a client needs several sockets (the
-//! load generator's `sockets`) to reach several workers. Elsewhere the
-//! workers share one socket (duplicated descriptors) and take turns.
+//! Each worker is an OS thread with its own socket. On Linux the sockets
+//! share one address through `SO_REUSEPORT`, and the kernel spreads
+//! datagrams over them by a hash of the sender's address and port, so a
+//! client needs several sockets (the load generator's `sockets`) to reach
+//! several workers. Elsewhere the workers share one socket (duplicated
+//! descriptors) and take turns.
 //!
 //! One thread per worker keeps every datagram's life on one thread: its
 //! allocations can be counted per thread ([`crate::allocs`]), and a load
-//! generator in the same process is not counted.
+//! generator in the same process is not.
 //!
 //! # A worker's loop
 //!
-//! Wait until the socket is readable; take up to `batch` datagrams off it,
-//! each straight into a buffer of its own (pool or fresh `Vec`, see
-//! [`Mode`]; the buffer that found the socket empty is kept for the next
-//! datagram, so buffers are taken per datagram); then, for each, check it, compute the checksum, turn it into
-//! a reply in place and send the same bytes back. A datagram that arrives
-//! when the pool is empty is read into a 64-byte scratch array, discarded
-//! and counted ([`DropReason::PoolExhausted`]); a malformed one is counted
-//! by its reason. Nothing is allocated per datagram in pool mode.
+//! In pool and Vec mode a worker runs a single-threaded tokio runtime and
+//! one of the loops of `worker.rs`: a system call per datagram, or
+//! `recvmmsg`/`sendmmsg` with up to `batch` datagrams per call (and UDP
+//! GRO/GSO with `gso`), as [`UdpIo`](crate::UdpIo) says. Each datagram
+//! goes straight into a buffer of its own (pool or fresh `Vec`, see
+//! [`Mode`]), is checked, gets its checksum, and is turned into a reply in
+//! place and sent back from the same bytes.
 //!
 //! In io_uring mode ([`Mode::Uring`], Linux) a worker runs no runtime: it
 //! serves its socket through an `arenapool::uring::Ring`, as `uring.rs`
 //! describes; the sockets, counters, stop signal and reports are the same.
+
+mod worker;
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
@@ -36,14 +37,13 @@ use std::thread::{self, JoinHandle};
 
 use arenapool::Pool;
 use serde::{Deserialize, Serialize};
-use tokio::net::UdpSocket;
 use tokio::sync::Notify;
 
-use crate::allocs::{AllocWindow, Sample};
-use crate::buffers::{BufSource, FreshVecs, Mode, PacketBuf};
+use self::worker::Job;
+use crate::allocs::AllocWindow;
+use crate::buffers::Mode;
 use crate::config::{ConfigError, ServerConfig};
-use crate::stats::{Counters, DropReason, ServerStats};
-use crate::wire;
+use crate::stats::{Counters, ServerStats};
 
 /// Why a server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +54,8 @@ pub enum ServerError {
     /// The pool could not be built.
     #[error("cannot build the pool: {0}")]
     Pool(#[from] arenapool::BuildError),
-    /// The pool given to [`Server::with_pool`] has buffers of another size.
+    /// The pool given to [`Server::with_pool`] has buffers of another size
+    /// than [`ServerConfig::recv_buffer_len`].
     #[error("the pool's buffers are {pool} bytes, the settings say {config}")]
     PoolMismatch {
         /// The pool's buffer size.
@@ -66,6 +67,10 @@ pub enum ServerError {
     /// off Linux).
     #[error("{0} mode is not supported on this platform")]
     Unsupported(Mode),
+    /// What the settings ask of the kernel it does not have
+    /// (`recvmmsg` off Linux, UDP GRO/GSO before Linux 5.0).
+    #[error("not available here: {0}")]
+    Unavailable(String),
     /// Binding, configuring a socket or starting a thread failed.
     #[error("{what}: {source}")]
     Io {
@@ -169,7 +174,7 @@ impl Server {
         let pool = match config.mode {
             Mode::Pool => Some(
                 Pool::builder()
-                    .buffer_size(config.buffer_size)
+                    .buffer_size(config.recv_buffer_len())
                     .capacity(config.capacity)
                     .build()?,
             ),
@@ -204,16 +209,24 @@ impl Server {
             ..config
         };
         config.validate()?;
-        if pool.buffer_size() != config.buffer_size {
+        if pool.buffer_size() != config.recv_buffer_len() {
             return Err(ServerError::PoolMismatch {
                 pool: pool.buffer_size(),
-                config: config.buffer_size,
+                config: config.recv_buffer_len(),
             });
         }
         Self::launch(config, Some(pool))
     }
 
     fn launch(config: ServerConfig, pool: Option<Pool>) -> Result<Server, ServerError> {
+        if let Some(why) = config.io.unavailable() {
+            return Err(ServerError::Unavailable(why.into()));
+        }
+        if config.gso
+            && let Some(why) = crate::gso_unavailable()
+        {
+            return Err(ServerError::Unavailable(why));
+        }
         let sockets = bind(config.bind, config.workers, config.recv_buffer)?;
         let local_addr = sockets[0]
             .local_addr()
@@ -357,180 +370,4 @@ fn bind(
         sockets.push(next);
     }
     Ok(sockets)
-}
-
-/// Everything a worker thread needs.
-struct Job {
-    socket: StdUdpSocket,
-    config: ServerConfig,
-    pool: Option<Pool>,
-    stop: Arc<Notify>,
-    counters: Arc<Counters>,
-    ready: mpsc::Sender<io::Result<()>>,
-}
-
-impl Job {
-    fn run(self) -> AllocWindow {
-        #[cfg(target_os = "linux")]
-        if let (Mode::Uring, Some(pool)) = (self.config.mode, &self.pool) {
-            let pool = pool.clone();
-            return crate::uring::run(
-                self.socket,
-                self.config,
-                pool,
-                &self.stop,
-                &self.counters,
-                self.ready,
-            );
-        }
-        let rt = match tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => {
-                let _ = self.ready.send(Err(e));
-                return AllocWindow::default();
-            }
-        };
-        let Job {
-            socket,
-            config,
-            pool,
-            stop,
-            counters,
-            ready,
-        } = self;
-        rt.block_on(async move {
-            let socket = match UdpSocket::from_std(socket) {
-                Ok(s) => s,
-                Err(e) => {
-                    let _ = ready.send(Err(e));
-                    return AllocWindow::default();
-                }
-            };
-            let _ = ready.send(Ok(()));
-            drop(ready);
-            let run = Run {
-                socket: &socket,
-                batch: config.batch,
-                warmup: config.warmup,
-                counters: &counters,
-                stop: &stop,
-            };
-            match pool {
-                Some(pool) => run.serve(&pool).await,
-                None => {
-                    run.serve(&FreshVecs {
-                        size: config.buffer_size,
-                    })
-                    .await
-                }
-            }
-        })
-    }
-}
-
-/// One worker's serving loop, generic over where buffers come from.
-struct Run<'a> {
-    socket: &'a UdpSocket,
-    batch: usize,
-    warmup: u64,
-    counters: &'a Counters,
-    stop: &'a Notify,
-}
-
-impl Run<'_> {
-    async fn serve<S: BufSource>(&self, source: &S) -> AllocWindow {
-        let mut batch: Vec<(S::Buf<'_>, usize, SocketAddr)> = Vec::with_capacity(self.batch);
-        let mut spare: Option<S::Buf<'_>> = None;
-        let mut scratch = [0u8; 64];
-        let mut handled: u64 = 0;
-        let mut window: Option<(Sample, u64)> = (self.warmup == 0).then(|| (Sample::now(), 0));
-        let stop = self.stop.notified();
-        tokio::pin!(stop);
-        loop {
-            tokio::select! {
-                biased;
-                () = &mut stop => break,
-                ready = self.socket.readable() => {
-                    if ready.is_err() {
-                        // Only a runtime that is shutting down says so.
-                        self.counters.recv_error();
-                        break;
-                    }
-                }
-            }
-            // Take up to `batch` datagrams off the socket, each into a
-            // buffer of its own.
-            for _ in 0..self.batch {
-                let Some(mut buf) = spare.take().or_else(|| source.take()) else {
-                    match self.socket.try_recv_from(&mut scratch) {
-                        Ok(_) => {
-                            self.counters.dropped(DropReason::PoolExhausted);
-                            handled += 1;
-                            continue;
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(_) => {
-                            self.counters.recv_error();
-                            break;
-                        }
-                    }
-                };
-                match self.socket.try_recv_from(buf.as_full_mut()) {
-                    Ok((n, peer)) => batch.push((buf, n, peer)),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        // Keep it for the next datagram: a buffer is taken
-                        // per datagram, not per look at an empty socket.
-                        spare = Some(buf);
-                        break;
-                    }
-                    Err(_) => {
-                        self.counters.recv_error();
-                        break;
-                    }
-                }
-            }
-            // Answer them, each from its own buffer.
-            for (mut buf, n, peer) in batch.drain(..) {
-                self.answer(&mut buf, n, peer).await;
-                handled += 1;
-            }
-            // The window opens between batches, when no buffer is out but
-            // the spare, so every datagram in it took its buffer in it.
-            if window.is_none() && handled >= self.warmup {
-                window = Some((Sample::now(), handled));
-            }
-        }
-        let end = Sample::now();
-        match window {
-            Some((start, at)) => AllocWindow::between(start, end, handled - at),
-            None => AllocWindow::default(),
-        }
-    }
-
-    async fn answer<B: PacketBuf>(&self, buf: &mut B, received: usize, peer: SocketAddr) {
-        let len = match wire::make_reply(buf.as_full_mut(), received) {
-            Ok(len) => len,
-            Err(e) => {
-                // `make_reply` only reports reading errors, which all map.
-                self.counters
-                    .dropped(DropReason::from_wire(e).unwrap_or(DropReason::BadHeader));
-                return;
-            }
-        };
-        if !buf.set_filled(len) {
-            self.counters.dropped(DropReason::Oversized);
-            return;
-        }
-        let sent = match self.socket.try_send_to(buf, peer) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.socket.send_to(buf, peer).await,
-            other => other,
-        };
-        match sent {
-            Ok(_) => self.counters.replied(),
-            Err(_) => self.counters.send_error(),
-        }
-    }
 }

@@ -21,6 +21,16 @@
 //! Several sockets matter on Linux, where the server's workers share one
 //! port with `SO_REUSEPORT` and the kernel picks a worker by the sender's
 //! address and port.
+//!
+//! A lane sends and receives a datagram per system call (`batch` 1), or
+//! on Linux up to `batch` per `sendmmsg` and `recvmmsg`, or with `gso` a
+//! run of requests per GSO send (see `lane.rs`): a server that batches
+//! needs a client that costs no more per datagram than it does. The
+//! report gives the client threads' CPU time ([`LoadReport::cpu_s`]) to
+//! set beside the server's: a client near 100 % of its threads sets the
+//! pace, not the server.
+
+mod lane;
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket as StdUdpSocket};
@@ -33,9 +43,9 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use tokio::net::UdpSocket;
 
-use crate::checksum::checksum;
+use self::lane::Lane;
 use crate::latency::{self, LatencySummary};
-use crate::wire::{self, HEADER_LEN, Header, Kind};
+use crate::wire::HEADER_LEN;
 
 /// Width of one bucket of [`LoadReport::timeline`].
 pub const TIMELINE_STEP: Duration = Duration::from_millis(100);
@@ -67,6 +77,21 @@ pub struct LoadConfig {
     pub threads: usize,
     /// A request unanswered for this long is lost. Default 1 s.
     pub timeout: Duration,
+    /// Most requests a lane sends per system call, and replies it takes
+    /// per call: 1 is a `send` and a `recv` per datagram; more uses
+    /// `sendmmsg` and `recvmmsg` (Linux). Default 32 on Linux, 1
+    /// elsewhere.
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+    /// Send each batch of requests as one UDP GSO send (at most 64
+    /// datagrams and 64 KiB), and take replies with GRO (Linux 5.0).
+    /// Default off.
+    #[serde(default)]
+    pub gso: bool,
+}
+
+fn default_batch() -> usize {
+    if cfg!(target_os = "linux") { 32 } else { 1 }
 }
 
 impl Default for LoadConfig {
@@ -81,6 +106,8 @@ impl Default for LoadConfig {
             sockets: 4,
             threads: 1,
             timeout: Duration::from_secs(1),
+            batch: default_batch(),
+            gso: false,
         }
     }
 }
@@ -125,6 +152,14 @@ impl LoadConfig {
         if self.count >= 1 << LANE_BITS {
             return Err(LoadError::Config("count must be below 2^48"));
         }
+        if self.batch == 0 || self.batch > crate::MAX_BATCH {
+            return Err(LoadError::Config("batch must be 1 to 1024"));
+        }
+        if (self.batch > 1 || self.gso) && !cfg!(target_os = "linux") {
+            return Err(LoadError::Config(
+                "batch above 1 and gso need Linux (sendmmsg, recvmmsg, UDP GSO)",
+            ));
+        }
         Ok(())
     }
 }
@@ -163,6 +198,10 @@ pub struct LoadReport {
     pub recv_errors: u64,
     /// Seconds from the first send to the last lane's end.
     pub elapsed_s: f64,
+    /// CPU seconds (user and system) the load threads used, all together;
+    /// 0 where the platform does not say.
+    #[serde(default)]
+    pub cpu_s: f64,
     /// Round-trip times of the good replies.
     pub latency: LatencySummary,
     /// Good replies in each [`TIMELINE_STEP`] since the start.
@@ -208,6 +247,14 @@ pub fn run_with_progress(
     progress: &Arc<Progress>,
 ) -> Result<LoadReport, LoadError> {
     config.validate()?;
+    if config.gso
+        && let Some(why) = crate::gso_unavailable()
+    {
+        return Err(LoadError::Io {
+            what: "UDP GSO",
+            source: io::Error::new(io::ErrorKind::Unsupported, why),
+        });
+    }
     let lanes = plan_lanes(config);
     let threads = config.threads.min(lanes.len()).max(1);
     let mut sockets = Vec::with_capacity(lanes.len());
@@ -244,6 +291,7 @@ pub fn run_with_progress(
         total.merge(r);
     }
     let elapsed_s = epoch.elapsed().as_secs_f64();
+
     Ok(LoadReport {
         config: *config,
         sent: total.sent,
@@ -254,6 +302,7 @@ pub fn run_with_progress(
         send_errors: total.send_errors,
         recv_errors: total.recv_errors,
         elapsed_s,
+        cpu_s: total.cpu.as_secs_f64(),
         latency: LatencySummary::from_histogram(&total.histogram),
         timeline: total.timeline,
         histogram: Some(total.histogram),
@@ -313,7 +362,8 @@ fn drive(
             what: "starting a load runtime",
             source,
         })?;
-    rt.block_on(async move {
+    let cpu_start = crate::cpu::thread_cpu();
+    let mut total = rt.block_on(async move {
         let mut set = tokio::task::JoinSet::new();
         for (plan, socket) in lanes {
             let socket = UdpSocket::from_std(socket).map_err(|source| LoadError::Io {
@@ -327,7 +377,11 @@ fn drive(
                 epoch,
                 deadline,
                 Arc::clone(&progress),
-            );
+            )
+            .map_err(|source| LoadError::Io {
+                what: "turning on UDP GRO on a client socket",
+                source,
+            })?;
             set.spawn(lane.run());
         }
         let mut total = LaneResult::new();
@@ -336,8 +390,12 @@ fn drive(
                 total.merge(r);
             }
         }
-        Ok(total)
-    })
+        Ok::<_, LoadError>(total)
+    })?;
+    if let (Some(end), Some(start)) = (crate::cpu::thread_cpu(), cpu_start) {
+        total.cpu += end - start;
+    }
+    Ok(total)
 }
 
 struct LaneResult {
@@ -350,6 +408,8 @@ struct LaneResult {
     recv_errors: u64,
     histogram: Histogram<u64>,
     timeline: Vec<u64>,
+    /// CPU time of the load threads (summed per thread, not per lane).
+    cpu: Duration,
 }
 
 impl LaneResult {
@@ -364,6 +424,7 @@ impl LaneResult {
             recv_errors: 0,
             histogram: latency::histogram(),
             timeline: Vec::new(),
+            cpu: Duration::ZERO,
         }
     }
 
@@ -375,6 +436,7 @@ impl LaneResult {
         self.bad += o.bad;
         self.send_errors += o.send_errors;
         self.recv_errors += o.recv_errors;
+        self.cpu += o.cpu;
         // Same bounds on both sides: `add` cannot fail.
         let _ = self.histogram.add(&o.histogram);
         if self.timeline.len() < o.timeline.len() {
@@ -383,244 +445,6 @@ impl LaneResult {
         for (a, b) in self.timeline.iter_mut().zip(o.timeline) {
             *a += b;
         }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-struct Slot {
-    seq: u64,
-    sent_ns: u64,
-    in_flight: bool,
-}
-
-struct Lane {
-    plan: LanePlan,
-    socket: UdpSocket,
-    payload: usize,
-    timeout_ns: u64,
-    epoch: Instant,
-    deadline: Instant,
-    progress: Arc<Progress>,
-    slots: Vec<Slot>,
-    in_flight: usize,
-    next: u64,
-    next_send: Instant,
-    out: LaneResult,
-}
-
-impl Lane {
-    fn new(
-        plan: LanePlan,
-        socket: UdpSocket,
-        config: &LoadConfig,
-        epoch: Instant,
-        deadline: Instant,
-        progress: Arc<Progress>,
-    ) -> Self {
-        Self {
-            plan,
-            socket,
-            payload: config.payload,
-            timeout_ns: config.timeout.as_nanos().min(u128::from(u64::MAX)) as u64,
-            epoch,
-            deadline,
-            progress,
-            slots: vec![Slot::default(); plan.window.max(1)],
-            in_flight: 0,
-            next: 0,
-            next_send: epoch,
-            out: LaneResult::new(),
-        }
-    }
-
-    fn now_ns(&self) -> u64 {
-        self.epoch.elapsed().as_nanos() as u64
-    }
-
-    fn slot_of(&self, index: u64) -> usize {
-        (index % self.slots.len() as u64) as usize
-    }
-
-    async fn run(mut self) -> LaneResult {
-        let mut request = vec![0u8; HEADER_LEN + self.payload];
-        // One spare byte, so an oversized reply is seen as such.
-        let mut reply = vec![0u8; HEADER_LEN + self.payload + 1];
-        let sleep = tokio::time::sleep_until(self.deadline.into());
-        tokio::pin!(sleep);
-        let mut armed = self.deadline;
-        loop {
-            let now = Instant::now();
-            if now >= self.deadline {
-                break;
-            }
-            let blocked = self.send_what_we_may(&mut request, now);
-            if self.next == self.plan.count {
-                self.expire_stale();
-            }
-            if self.next == self.plan.count && self.in_flight == 0 {
-                break;
-            }
-            let wake = self.next_wake(now);
-            if wake < armed || armed <= now {
-                sleep.as_mut().reset(wake.into());
-                armed = wake;
-            }
-            tokio::select! {
-                biased;
-                r = self.socket.recv(&mut reply) => match r {
-                    Ok(n) => self.check_reply(&reply[..n], n == reply.len()),
-                    Err(_) => self.out.recv_errors += 1,
-                },
-                () = &mut sleep => {}
-                _ = self.socket.writable(), if blocked => {}
-            }
-        }
-        // Whatever is still out is lost.
-        self.out.lost += self.in_flight as u64;
-        self.progress.done.fetch_add(self.in_flight as u64, Relaxed);
-        self.out
-    }
-
-    /// Sends while the window, the pace and the socket allow; `true` if
-    /// the socket's buffer is full (wait until it is writable).
-    fn send_what_we_may(&mut self, request: &mut [u8], now: Instant) -> bool {
-        while self.next < self.plan.count {
-            if self.plan.interval.is_some() && now < self.next_send {
-                return false;
-            }
-            let i = self.slot_of(self.next);
-            let now_ns = self.now_ns();
-            if self.slots[i].in_flight {
-                if now_ns.saturating_sub(self.slots[i].sent_ns) < self.timeout_ns {
-                    return false; // the window is full
-                }
-                self.slots[i].in_flight = false;
-                self.in_flight -= 1;
-                self.out.lost += 1;
-                self.progress.done.fetch_add(1, Relaxed);
-            }
-            let seq = self.plan.id << LANE_BITS | self.next;
-            let header = Header {
-                kind: Kind::Request,
-                payload_len: self.payload as u32,
-                seq,
-                sent_ns: now_ns,
-                checksum: 0,
-            };
-            // `request` is HEADER_LEN + payload bytes: `write` cannot fail.
-            let _ = header.write(request);
-            wire::fill_payload(seq, &mut request[HEADER_LEN..]);
-            match self.socket.try_send(request) {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
-                Err(_) => {
-                    // Counted, and the request is given up on.
-                    self.out.send_errors += 1;
-                    self.out.lost += 1;
-                    self.progress.done.fetch_add(1, Relaxed);
-                    self.advance();
-                    continue;
-                }
-            }
-            self.slots[i] = Slot {
-                seq,
-                sent_ns: now_ns,
-                in_flight: true,
-            };
-            self.in_flight += 1;
-            self.out.sent += 1;
-            self.advance();
-        }
-        false
-    }
-
-    /// Once everything is sent: gives up on requests unanswered for longer
-    /// than the timeout.
-    fn expire_stale(&mut self) {
-        let now_ns = self.now_ns();
-        for slot in &mut self.slots {
-            if slot.in_flight && now_ns.saturating_sub(slot.sent_ns) >= self.timeout_ns {
-                slot.in_flight = false;
-                self.in_flight -= 1;
-                self.out.lost += 1;
-                self.progress.done.fetch_add(1, Relaxed);
-            }
-        }
-    }
-
-    fn advance(&mut self) {
-        self.next += 1;
-        if let Some(iv) = self.plan.interval {
-            self.next_send += iv;
-        }
-    }
-
-    /// When to look again if no reply comes: the deadline, the next paced
-    /// send, or the moment the oldest blocking request times out.
-    fn next_wake(&self, now: Instant) -> Instant {
-        let at = |ns: u64| self.epoch + Duration::from_nanos(ns.saturating_add(self.timeout_ns));
-        let mut wake = self.deadline;
-        if self.next < self.plan.count {
-            if self.plan.interval.is_some() && self.next_send > now {
-                wake = wake.min(self.next_send);
-            }
-            let s = &self.slots[self.slot_of(self.next)];
-            if s.in_flight {
-                wake = wake.min(at(s.sent_ns));
-            }
-        } else if let Some(oldest) = self
-            .slots
-            .iter()
-            .filter(|s| s.in_flight)
-            .map(|s| s.sent_ns)
-            .min()
-        {
-            wake = wake.min(at(oldest));
-        }
-        wake.max(now)
-    }
-
-    fn check_reply(&mut self, datagram: &[u8], oversized: bool) {
-        let packet = match wire::parse(datagram) {
-            Ok(p) if p.header.kind == Kind::Reply && !oversized => p,
-            _ => {
-                self.out.bad += 1;
-                return;
-            }
-        };
-        let seq = packet.header.seq;
-        let index = seq & ((1 << LANE_BITS) - 1);
-        if seq >> LANE_BITS != self.plan.id || index >= self.plan.count {
-            self.out.bad += 1;
-            return;
-        }
-        let i = self.slot_of(index);
-        let slot = self.slots[i];
-        if !(slot.in_flight && slot.seq == seq) {
-            self.out.late += 1;
-            return;
-        }
-        self.slots[i].in_flight = false;
-        self.in_flight -= 1;
-        self.progress.done.fetch_add(1, Relaxed);
-        let good = packet.header.sent_ns == slot.sent_ns
-            && packet.payload.len() == self.payload
-            && wire::payload_matches(seq, packet.payload)
-            && packet.header.checksum == checksum(packet.payload);
-        if !good {
-            self.out.bad += 1;
-            return;
-        }
-        let now_ns = self.now_ns();
-        self.out
-            .histogram
-            .saturating_record(now_ns.saturating_sub(slot.sent_ns).max(1));
-        self.out.received += 1;
-        let bucket = (now_ns / TIMELINE_STEP.as_nanos() as u64) as usize;
-        if self.out.timeline.len() <= bucket {
-            self.out.timeline.resize(bucket + 1, 0);
-        }
-        self.out.timeline[bucket] += 1;
     }
 }
 
