@@ -30,8 +30,8 @@ use crate::buffers::PacketBuf;
 
 pub(crate) use crate::config::MAX_BATCH;
 
-/// Most segments one GSO send may carry (`UDP_MAX_SEGMENTS` in kernels
-/// before 6.9; later ones allow 128).
+/// Most segments one GSO send may carry on every kernel with GSO
+/// (`UDP_MAX_SEGMENTS` before Linux 6.9; later ones allow 128).
 pub(crate) const MAX_SEGMENTS: usize = 64;
 
 /// Room for one control message with a 4-byte value, with room to spare,

@@ -79,7 +79,11 @@ impl Counters {
     }
 
     pub(crate) fn dropped(&self, reason: DropReason) {
-        self.dropped[reason as usize].fetch_add(1, Relaxed);
+        self.dropped_n(reason, 1);
+    }
+
+    pub(crate) fn dropped_n(&self, reason: DropReason, n: u64) {
+        self.dropped[reason as usize].fetch_add(n, Relaxed);
     }
 
     pub(crate) fn recv_error(&self) {

@@ -237,3 +237,39 @@ fn uring_mode_gives_every_buffer_back_on_shutdown() {
     assert_eq!(done.stats.replied, 500);
     assert_eq!(pool.stats().in_use, 0, "the rings gave their buffers back");
 }
+
+#[test]
+fn gso_trains_of_large_requests_stay_within_one_udp_datagram() {
+    if !(cfg!(target_os = "linux") && support::gso_runs_here()) {
+        return;
+    }
+    // 32 requests of 2114 bytes would be 67 648 bytes: more than one
+    // UDP/IPv4 datagram holds, so a train must carry fewer.
+    for payload in [2082, 1060] {
+        let load = LoadConfig {
+            count: 2000,
+            window: 64,
+            payload,
+            sockets: 1,
+            batch: 64,
+            gso: true,
+            timeout: Duration::from_secs(10),
+            ..LoadConfig::default()
+        };
+        let r = case::run(&CaseConfig {
+            server: ServerConfig {
+                workers: 1,
+                buffer_size: 4096,
+                warmup: 0,
+                gso: true,
+                ..ServerConfig::default()
+            },
+            load,
+        })
+        .unwrap();
+        let l = &r.load;
+        let seen = (l.sent, l.received, l.lost, l.bad, l.send_errors);
+        assert_eq!(l.send_errors, 0, "payload {payload}: {seen:?}");
+        assert!(l.all_verified(), "payload {payload}: {seen:?}");
+    }
+}

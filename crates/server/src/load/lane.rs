@@ -343,13 +343,10 @@ mod batched {
             let len = crate::wire::HEADER_LEN + config.payload;
             let (requests, replies, per_call) = if config.gso {
                 mmsg::enable_gro(socket)?;
-                // One GSO send: at most MAX_SEGMENTS datagrams, 64 KiB.
-                let per_call = config
-                    .batch
-                    .min(MAX_SEGMENTS)
-                    .min(super::super::MAX_PAYLOAD.div_ceil(len).max(1))
-                    .min((u16::MAX as usize / len).max(1))
-                    .max(1);
+                // One GSO send: at most MAX_SEGMENTS datagrams, and no
+                // more bytes than one UDP/IPv4 datagram carries.
+                let most = (super::super::MAX_PAYLOAD + crate::wire::HEADER_LEN) / len;
+                let per_call = config.batch.min(MAX_SEGMENTS).min(most).max(1);
                 let replies = (0..config.batch.min(8)).map(|_| vec![0u8; GRO_BUFFER]);
                 (vec![vec![0u8; per_call * len]], replies.collect(), per_call)
             } else {
@@ -416,6 +413,12 @@ mod batched {
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                    // A train fails whole: all its requests are given up.
+                    _ if b.gso => {
+                        for _ in 0..n {
+                            self.give_up();
+                        }
+                    }
                     // The first request failed: counted, given up on.
                     _ => self.give_up(),
                 }

@@ -158,7 +158,7 @@ impl Run<'_> {
             UdpIo::PerDatagram => self.per_datagram(source).await,
             #[cfg(target_os = "linux")]
             UdpIo::Mmsg => self.mmsg(source).await,
-            // `ServerConfig::validate` refuses it off Linux.
+            // `Server::start` refuses it off Linux (`UdpIo::unavailable`).
             #[cfg(not(target_os = "linux"))]
             UdpIo::Mmsg => AllocWindow::default(),
         }
@@ -295,7 +295,7 @@ mod batched {
     use super::{DropReason, PacketBuf, Progress, Run, io};
     use crate::allocs::AllocWindow;
     use crate::buffers::BufSource;
-    use crate::mmsg::{Batch, MAX_SEGMENTS, Outgoing, Received};
+    use crate::mmsg::{Batch, Outgoing, Received};
     use crate::wire;
 
     /// A reply ready to go: its buffer, where to, its GSO segment size,
@@ -369,8 +369,10 @@ mod batched {
                 return 1;
             }
             let Some(peer) = r.peer else {
+                // A source the kernel could not give as IPv4 or IPv6 (as
+                // in io_uring mode): a failed receive, not a datagram.
                 self.counters.recv_error();
-                return 1;
+                return 0;
             };
             let seg = match r.segment {
                 Some(s) if s < r.len => s,
@@ -416,18 +418,29 @@ mod batched {
                 }
             }
             let replies = kept.div_ceil(seg) as u64;
-            if replies == 0 || !buf.set_filled(kept) {
+            if replies == 0 {
                 return count;
             }
-            // The kernel splits a train of at most MAX_SEGMENTS; GRO never
-            // gives more than that, so this holds but is checked.
-            let segment = (replies > 1 && replies as usize <= MAX_SEGMENTS)
-                .then(|| u16::try_from(seg).ok())
-                .flatten();
-            if replies > 1 && segment.is_none() {
-                self.counters.send_error(replies);
+            // `kept <= r.len`, inside the buffer: this holds.
+            if !buf.set_filled(kept) {
+                self.counters.dropped_n(DropReason::Oversized, replies);
                 return count;
             }
+            // The train goes back as it came. The kernel that coalesced it
+            // takes as many segments back (64 from a network card; 128
+            // from a local GSO sender since Linux 6.9); a train it refuses
+            // is counted as send errors, datagram by datagram.
+            let segment = if replies > 1 {
+                match u16::try_from(seg) {
+                    Ok(s) => Some(s),
+                    Err(_) => {
+                        self.counters.send_error(replies);
+                        return count;
+                    }
+                }
+            } else {
+                None
+            };
             out.push((buf, peer, segment, replies));
             count
         }
