@@ -173,10 +173,7 @@ pub(crate) fn serve(config: ServerConfig, duration: Option<Duration>) -> Result<
     let report = server.shutdown();
     println!("{}", stats_text(&report.stats));
     if let Some(pool) = report.pool {
-        println!(
-            "pool: {} buffers, high water {}, failed acquires {}",
-            pool.capacity, pool.high_water, pool.failed_acquires
-        );
+        println!("pool: {}", pool.counters);
     }
     if let Some(a) = report.allocs.allocations_per_packet() {
         println!(

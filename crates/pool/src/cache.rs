@@ -66,7 +66,7 @@ use crossbeam_utils::Backoff;
 use crate::barrier;
 use crate::shared::{CACHES_OFF, CREDITS, STEALING, Shared};
 use crate::sync::Ordering::{Acquire, Relaxed, Release};
-use crate::sync::{Arc, AtomicBool, AtomicU32, lock, spin_wait};
+use crate::sync::{Arc, AtomicBool, AtomicU32, AtomicU64, lock, spin_wait};
 
 /// One thread's cache for one pool.
 ///
@@ -85,6 +85,42 @@ pub(crate) struct Cache {
     /// released into it.
     credits: AtomicU32,
     slots: Box<[AtomicU32]>,
+    /// What this thread did with the pool, summed by `Pool::stats`.
+    pub(crate) tally: Tally,
+}
+
+/// One thread's cumulative counts for one pool: written by the owner
+/// only, with a plain load and store (no read-modify-write, no shared
+/// line), read by anyone; when the thread exits they move to the pool's
+/// `SlowPath::retired` (`retire`, under the cache-list lock, where
+/// readers sum them too). Releases are not counted: every buffer
+/// acquired is either held or was released, so `Pool::stats` derives
+/// them from the acquires and the buffers in use, and the release path
+/// pays nothing.
+#[derive(Default)]
+pub(crate) struct Tally {
+    pub(crate) acquires: AtomicU64,
+    pub(crate) refills: AtomicU64,
+    pub(crate) flushes: AtomicU64,
+}
+
+impl Tally {
+    /// Owner: one more in `counter`.
+    #[inline]
+    fn bump(counter: &AtomicU64) {
+        counter.store(counter.load(Relaxed) + 1, Relaxed);
+    }
+
+    /// Adds these counts to `totals` (acquires, refills, flushes).
+    pub(crate) fn add_to(&self, totals: &mut [u64; 3]) {
+        for (t, c) in totals.iter_mut().zip(self.counters()) {
+            *t += c.load(Relaxed);
+        }
+    }
+
+    fn counters(&self) -> [&AtomicU64; 3] {
+        [&self.acquires, &self.refills, &self.flushes]
+    }
 }
 
 impl Cache {
@@ -94,6 +130,7 @@ impl Cache {
             len: AtomicU32::new(0),
             credits: AtomicU32::new(0),
             slots: (0..size).map(|_| AtomicU32::new(0)).collect(),
+            tally: Tally::default(),
         }
     }
 
@@ -140,6 +177,7 @@ impl Cache {
             n += 1;
         })?;
         self.len.store(n as u32, Relaxed);
+        Tally::bump(&self.tally.refills);
         Some(got)
     }
 
@@ -165,6 +203,7 @@ impl Cache {
         let out = self.slots[keep..].iter().map(|s| s.load(Relaxed));
         let pushed = shared.push_many(std::iter::once(idx).chain(out));
         self.len.store(keep as u32, Relaxed);
+        Tally::bump(&self.tally.flushes);
         pushed
     }
 
@@ -255,6 +294,7 @@ impl Shared {
                     }
                     pushed += self.push_many(slots);
                 }
+                self.slow.steals.fetch_add(1, Relaxed);
             } else {
                 // The barrier failed (a seccomp filter installed after the
                 // pool was built, say): without it this thread cannot tell
@@ -287,6 +327,17 @@ impl Shared {
             let mut caches = lock(&shared.caches);
             let pushed = shared.push_many(cache.drain());
             let credits = cache.credits.swap(0, Relaxed) as usize;
+            // Its counts stay counted: readers sum the live caches and
+            // the retired totals under this same lock.
+            for (to, from) in shared
+                .slow
+                .retired
+                .counters()
+                .into_iter()
+                .zip(cache.tally.counters())
+            {
+                to.fetch_add(from.load(Relaxed), Relaxed);
+            }
             caches.retain(|c| !Arc::ptr_eq(c, cache));
             (pushed, credits)
         };
@@ -459,8 +510,11 @@ pub(crate) fn take<const OWNED: bool>(pool: &Shared) -> Option<u32> {
             return None;
         }
         let got = cache.pop(pool);
-        if OWNED && got.is_some() {
-            cache.take_credit(pool);
+        if got.is_some() {
+            Tally::bump(&cache.tally.acquires);
+            if OWNED {
+                cache.take_credit(pool);
+            }
         }
         cache.leave();
         got
@@ -488,6 +542,20 @@ pub(crate) fn disown(pool: &Shared) {
         debug_assert!(before > credits, "disown released the lease");
     }
     pool.serve_pushed(pushed);
+}
+
+/// Counts an acquire that did not go through this thread's cache: in
+/// this thread's tally, or on the pool's shared counter while the thread
+/// exits and in a pool without caches, which keeps no state per thread
+/// (there each acquire pays this read-modify-write besides the free
+/// list's). Not on the cached hot path, where `take` counts.
+#[inline(never)]
+pub(crate) fn count_uncached(pool: &Shared) {
+    let counted = pool.config.cache_size > 0
+        && with_cache(pool, |cache| Tally::bump(&cache.tally.acquires)).is_some();
+    if !counted {
+        pool.slow.retired.acquires.fetch_add(1, Relaxed);
+    }
 }
 
 /// Release through this thread's cache; with `OWNED`, the buffer's

@@ -46,6 +46,7 @@ impl Classes {
 
 /// One size class of a pool, as [`Pool::class_stats`] reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct ClassStats {
     /// Bytes in each buffer of the class.

@@ -202,22 +202,32 @@ impl Pool {
     /// This pool's own counters, without its larger size classes.
     pub(crate) fn own_stats(&self) -> Stats {
         let s = self.shared();
-        let (cached, threads) = {
-            let caches = lock(&s.caches);
-            (caches.iter().map(|c| c.len()).sum::<usize>(), caches.len())
-        };
+        let (cached, threads, tally) = s.cache_totals();
         let capacity = s.capacity.load(Acquire) as usize;
         let free = s.free.len(&s.segments) as usize;
+        let in_use = capacity.saturating_sub(free + cached);
+        let segments = *lock(&s.slow.grow);
+        let [acquires, refills, flushes] = tally;
         Stats {
             capacity,
             max_capacity: s.config.limit as usize,
-            in_use: capacity.saturating_sub(free + cached),
+            in_use,
             cached,
             high_water: s.frontier.load(Relaxed) as usize,
+            held_high_water: s.slow.held_high.fetch_max(in_use, Relaxed).max(in_use),
             failed_acquires: s.slow.failed.load(Relaxed),
             waits: s.slow.waits.load(Relaxed),
             waiting: s.gate.load(Relaxed) / WAITER,
-            segments: *lock(&s.slow.grow),
+            wait_total: Duration::from_nanos(s.slow.wait_ns.load(Relaxed)),
+            wait_max: Duration::from_nanos(s.slow.max_wait_ns.load(Relaxed)),
+            acquires,
+            // Every buffer acquired is held now or was released.
+            releases: acquires.saturating_sub(in_use as u64),
+            growths: segments as u64 - 1,
+            steals: s.slow.steals.load(Relaxed),
+            refills,
+            flushes,
+            segments,
             threads,
             caches_off: s.gate.load(Relaxed) & CACHES_OFF != 0,
         }
@@ -231,6 +241,36 @@ impl Pool {
 }
 
 impl Shared {
+    /// Buffers parked in thread caches, the threads that have one, and
+    /// the tallies (acquires, refills, flushes) of every thread,
+    /// live or exited, read under the cache-list lock so that an exiting
+    /// thread's counts are in exactly one of the two places.
+    fn cache_totals(&self) -> (usize, usize, [u64; 3]) {
+        let caches = lock(&self.caches);
+        let mut tally = [0; 3];
+        self.slow.retired.add_to(&mut tally);
+        for c in caches.iter() {
+            c.tally.add_to(&mut tally);
+        }
+        (
+            caches.iter().map(|c| c.len()).sum::<usize>(),
+            caches.len(),
+            tally,
+        )
+    }
+
+    /// Notes how many buffers users hold right now, for
+    /// [`Stats::held_high_water`]: called when the pool runs out (a
+    /// growth, a wait, a failed acquire), where the peak is reached.
+    #[cold]
+    pub(crate) fn note_held(&self) {
+        let (cached, _, _) = self.cache_totals();
+        let capacity = self.capacity.load(Acquire) as usize;
+        let free = self.free.len(&self.segments) as usize;
+        let in_use = capacity.saturating_sub(free + cached);
+        self.slow.held_high.fetch_max(in_use, Relaxed);
+    }
+
     /// Takes a slot: from this thread's cache, else the free list, else the
     /// other threads' caches, else a new segment. Counts nothing on failure.
     /// With `OWNED`, also takes the owned buffer's reference to the pool
@@ -246,6 +286,7 @@ impl Shared {
             self.disown_if_off();
         }
         let idx = self.take_uncached()?;
+        cache::count_uncached(self);
         if OWNED {
             self.add_ref(1);
         }
@@ -406,6 +447,7 @@ impl Shared {
             }
             (mine, len as usize - 1)
         };
+        self.note_held();
         // Waiters are served (their wakers run) with the lock released.
         Some(self.serve_keeping(pushed, mine))
     }

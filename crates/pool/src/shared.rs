@@ -273,6 +273,16 @@ pub(crate) const WAITER: usize = 4;
 pub(crate) struct SlowPath {
     pub(crate) failed: AtomicU64,
     pub(crate) waits: AtomicU64,
+    /// Nanoseconds waiters spent in the queue, in all and the longest.
+    pub(crate) wait_ns: AtomicU64,
+    pub(crate) max_wait_ns: AtomicU64,
+    /// Steals that emptied the thread caches (`cache.rs`).
+    pub(crate) steals: AtomicU64,
+    /// The most buffers seen held by users at once (`Pool::stats`).
+    pub(crate) held_high: AtomicUsize,
+    /// The tallies of threads that exited, and counts made while a
+    /// thread's cache was out of reach (`cache.rs`).
+    pub(crate) retired: crate::cache::Tally,
     /// Waiters that ever joined the queue (`wait.rs`).
     pub(crate) arrivals: AtomicUsize,
     /// Serialises growth; holds the number of segments.
@@ -305,6 +315,11 @@ impl Shared {
             slow: CachePadded::new(SlowPath {
                 failed: AtomicU64::new(0),
                 waits: AtomicU64::new(0),
+                wait_ns: AtomicU64::new(0),
+                max_wait_ns: AtomicU64::new(0),
+                steals: AtomicU64::new(0),
+                held_high: AtomicUsize::new(0),
+                retired: crate::cache::Tally::default(),
                 arrivals: AtomicUsize::new(0),
                 grow: Mutex::new(1),
             }),
@@ -433,6 +448,7 @@ impl Shared {
     #[cold]
     pub(crate) fn count_failure<T>(&self) -> Option<T> {
         self.slow.failed.fetch_add(1, Relaxed);
+        self.note_held();
         None
     }
 }

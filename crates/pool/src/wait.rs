@@ -111,6 +111,8 @@ struct Node {
     prev: usize,
     next: usize,
     state: State,
+    /// When the waiter joined: its wait ends when the node is removed.
+    since: Instant,
 }
 
 /// The queue: nodes in a slab (keys stay valid until their waiter removes
@@ -135,6 +137,7 @@ impl Queue {
             prev: self.tail,
             next: NONE,
             state: State::Waiting(wake),
+            since: Instant::now(),
         });
         match self.tail {
             NONE => self.head = key,
@@ -296,6 +299,7 @@ impl Shared {
             key
         };
         self.free.sync();
+        self.note_held();
         Ticket(key)
     }
 
@@ -318,7 +322,7 @@ impl Shared {
                 q.unlink(ticket.0);
                 self.gate.fetch_sub(WAITER, SeqCst);
             }
-            q.nodes.remove(ticket.0)
+            self.remove_node(&mut q, ticket.0)
         };
         match node.state {
             State::Granted(idx) => Some(idx),
@@ -335,7 +339,7 @@ impl Shared {
         let State::Granted(idx) = q.nodes[ticket.0].state else {
             return None;
         };
-        q.nodes.remove(ticket.0);
+        self.remove_node(&mut q, ticket.0);
         Some(idx)
     }
 
@@ -347,7 +351,7 @@ impl Shared {
             let mut q = lock(&self.queue);
             match &q.nodes[ticket.0].state {
                 &State::Granted(idx) => {
-                    q.nodes.remove(ticket.0);
+                    self.remove_node(&mut q, ticket.0);
                     return Some(idx);
                 }
                 State::Waiting(Some(Wake::Task(w))) if w.will_wake(waker) => return None,
@@ -361,7 +365,7 @@ impl Shared {
             match &mut q.nodes[ticket.0].state {
                 State::Granted(idx) => {
                     let idx = *idx;
-                    q.nodes.remove(ticket.0);
+                    self.remove_node(&mut q, ticket.0);
                     (Some(idx), Some(new))
                 }
                 State::Waiting(wake) => (None, wake.replace(new)),
@@ -386,10 +390,21 @@ impl Shared {
     /// reference to the pool (the caller holds a handle).
     #[inline]
     pub(crate) fn granted<const OWNED: bool>(&self, idx: u32) -> u32 {
+        crate::cache::count_uncached(self);
         if OWNED {
             self.add_ref(1);
         }
         idx
+    }
+
+    /// Takes a waiter's node out of the slab (its ticket is used up) and
+    /// counts how long it waited.
+    fn remove_node(&self, q: &mut Queue, key: usize) -> Node {
+        let node = q.nodes.remove(key);
+        let waited = u64::try_from(node.since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.slow.wait_ns.fetch_add(waited, Relaxed);
+        self.slow.max_wait_ns.fetch_max(waited, Relaxed);
+        node
     }
 
     /// The blocking acquire behind `acquire_blocking` and

@@ -152,6 +152,13 @@ fn rows(runs: &[CaseResult]) -> Vec<(String, Vec<String>)> {
             cell(&|r| opt_kib(r.memory.peak_rss_kib)),
         ),
         (
+            "pool acquires / steals".into(),
+            cell(&|r| match r.server.pool {
+                Some(p) => format!("{} / {}", p.counters.acquires, p.counters.steals),
+                None => "-".into(),
+            }),
+        ),
+        (
             "pool arena (MiB)".into(),
             cell(&|r| match r.server.pool {
                 Some(p) => format!(

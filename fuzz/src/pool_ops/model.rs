@@ -500,9 +500,18 @@ impl<'p> State<'p> {
             sum.in_use += s.in_use;
             sum.cached += s.cached;
             sum.high_water += s.high_water;
+            sum.held_high_water += s.held_high_water;
+            sum.acquires += s.acquires;
+            sum.releases += s.releases;
             sum.failed_acquires += s.failed_acquires;
             sum.waits += s.waits;
             sum.waiting += s.waiting;
+            sum.wait_total += s.wait_total;
+            sum.wait_max = sum.wait_max.max(s.wait_max);
+            sum.growths += s.growths;
+            sum.steals += s.steals;
+            sum.refills += s.refills;
+            sum.flushes += s.flushes;
             sum.segments += s.segments;
             sum.threads = sum.threads.max(s.threads);
             sum.caches_off |= s.caches_off;
@@ -515,6 +524,12 @@ impl<'p> State<'p> {
         }
         // The rest is the smallest class's.
         let s = classes[0].stats;
+        // Every buffer acquired is held or was released; the peak held
+        // is at least what is held, and no more than ever taken.
+        assert_eq!(s.releases, s.acquires - s.in_use as u64, "releases {s:?}");
+        assert!(s.held_high_water >= s.in_use, "held_high_water {s:?}");
+        assert!(s.held_high_water <= s.high_water, "held_high_water {s:?}");
+        assert_eq!(s.growths, s.segments as u64 - 1, "growths {s:?}");
         assert_eq!(s.capacity, self.capacity, "capacity {s:?}");
         assert_eq!(s.max_capacity, self.limit, "max_capacity {s:?}");
         assert_eq!(

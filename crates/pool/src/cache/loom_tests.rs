@@ -77,3 +77,27 @@ fn cached_release_wakes_waiter() {
         t.join().unwrap();
     });
 }
+
+/// A thread acquires and releases through its cache, then exits (its
+/// tally moves to the pool) while another thread reads the stats: a read
+/// sees the thread's acquires once or not yet, never twice, and after
+/// the join exactly once.
+#[test]
+fn counts_survive_a_threads_exit_during_a_read() {
+    model(|| {
+        let p = pool(2, 2);
+        let t = {
+            let p = p.clone();
+            thread::spawn(move || {
+                drop(p.try_acquire().unwrap());
+                drop(p.try_acquire().unwrap());
+            })
+        };
+        let during = p.stats();
+        assert!(during.acquires <= 2, "{during:?}");
+        assert!(during.releases <= during.acquires, "{during:?}");
+        t.join().unwrap();
+        let after = p.stats();
+        assert_eq!((after.acquires, after.releases), (2, 2), "{after:?}");
+    });
+}

@@ -100,6 +100,10 @@ pub struct PoolSummary {
     pub high_water: usize,
     /// `try_acquire` calls that found no buffer.
     pub failed_acquires: u64,
+    /// All of the pool's counters at shutdown (acquires, releases, waits,
+    /// steals, cache refills and flushes...).
+    #[serde(default)]
+    pub counters: arenapool::Stats,
 }
 
 /// What a stopped server reports.
@@ -319,6 +323,7 @@ impl Server {
                     buffer_size: p.buffer_size(),
                     high_water: s.high_water,
                     failed_acquires: s.failed_acquires,
+                    counters: s,
                 }
             }),
         }
