@@ -199,6 +199,10 @@ struct ServerArgs {
     /// per send; receive buffers are then 64 KiB.
     #[arg(long)]
     gso: bool,
+    /// UDP, pool and io_uring modes: record where one buffer acquisition
+    /// in N was made, and list those still out at shutdown.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    track_leaks: u32,
 }
 
 impl ServerArgs {
@@ -210,6 +214,7 @@ impl ServerArgs {
             batch: self.batch,
             io: self.udp_io,
             gso: self.gso,
+            track_leaks: self.track_leaks,
             ..base
         }
     }

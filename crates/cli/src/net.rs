@@ -175,6 +175,16 @@ pub(crate) fn serve(config: ServerConfig, duration: Option<Duration>) -> Result<
     if let Some(pool) = report.pool {
         println!("pool: {}", pool.counters);
     }
+    if config.track_leaks > 0 {
+        println!(
+            "leak tracking (one acquisition in {}): {} tracked buffers still out at shutdown",
+            config.track_leaks,
+            report.leaks.len()
+        );
+        for leak in &report.leaks {
+            println!("  {leak}");
+        }
+    }
     if let Some(a) = report.allocs.allocations_per_packet() {
         println!(
             "server threads: {} allocations over {} datagrams after warm-up ({a:.3} per packet)",

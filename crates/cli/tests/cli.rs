@@ -226,7 +226,7 @@ fn serve_and_load_talk_in_batches_and_gso_trains() {
     let gso = linux && support::gso_runs_here();
     for (serve, line) in [
         (
-            &["--udp-io", "per-datagram"][..],
+            &["--udp-io", "per-datagram", "--track-leaks", "1"][..],
             "(pool mode, a system call per datagram",
         ),
         (&["--udp-io", "mmsg"], "(pool mode, recvmmsg/sendmmsg,"),
@@ -276,6 +276,10 @@ fn serve_and_load_talk_in_batches_and_gso_trains() {
         assert!(stext.contains(line), "{serve:?}: {stext}");
         assert!(stext.contains("replied 3000,"), "{serve:?}: {stext}");
         assert!(stext.contains("datagrams per call"), "{stext}");
+        if serve.contains(&"--track-leaks") {
+            let line = "leak tracking (one acquisition in 1): 0 tracked buffers still out";
+            assert!(stext.contains(line), "{stext}");
+        }
     }
 }
 

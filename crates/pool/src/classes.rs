@@ -14,6 +14,10 @@
 //! Nothing here touches the single-size hot path: `try_acquire` is what it
 //! was, and takes from the smallest class.
 
+#[cfg(feature = "async")]
+use std::future::Future;
+#[cfg(feature = "async")]
+use std::panic::Location;
 use std::time::Duration;
 
 use crate::error::{AcquireError, TooLarge};
@@ -27,7 +31,7 @@ pub(crate) struct Classes {
     /// Buffer size of each class in `pools`, ascending; all above the
     /// owning pool's size.
     sizes: Box<[usize]>,
-    pools: Box<[Pool]>,
+    pub(crate) pools: Box<[Pool]>,
     /// Whether an empty class hands the request to a larger one.
     fall_up: bool,
 }
@@ -58,7 +62,7 @@ pub struct ClassStats {
 impl Pool {
     /// Class `k` of this pool: 0 is the pool itself.
     #[inline]
-    fn class(&self, k: usize) -> &Pool {
+    pub(crate) fn class(&self, k: usize) -> &Pool {
         match k {
             0 => self,
             k => &self.shared().classes.pools[k - 1],
@@ -137,11 +141,14 @@ impl Pool {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[inline(always)]
+    #[track_caller]
     pub fn try_acquire_with_capacity(&self, n: usize) -> Result<Option<PoolBuf<'_>>, TooLarge> {
         let k = self.class_for(n)?;
-        Ok(self
-            .take_from::<false>(k)
-            .map(|(class, idx)| PoolBuf::new(class, idx)))
+        let Some((class, idx)) = self.take_from::<false>(k) else {
+            return Ok(None);
+        };
+        // Not in a closure: the caller's location is this function's.
+        Ok(Some(PoolBuf::new(class, idx)))
     }
 
     /// Like [`try_acquire_with_capacity`](Self::try_acquire_with_capacity),
@@ -151,11 +158,14 @@ impl Pool {
     ///
     /// [`TooLarge`] if `n` is above the largest class's buffer size.
     #[inline(always)]
+    #[track_caller]
     pub fn try_acquire_owned_with_capacity(&self, n: usize) -> Result<Option<OwnedBuf>, TooLarge> {
         let k = self.class_for(n)?;
-        Ok(self
-            .take_from::<true>(k)
-            .map(|(class, idx)| OwnedBuf::new(class, idx)))
+        let Some((class, idx)) = self.take_from::<true>(k) else {
+            return Ok(None);
+        };
+        // Not in a closure: the caller's location is this function's.
+        Ok(Some(OwnedBuf::new(class, idx)))
     }
 
     /// Takes a buffer of at least `n` bytes, waiting asynchronously when
@@ -178,12 +188,21 @@ impl Pool {
     /// # }).unwrap();
     /// ```
     #[cfg(feature = "async")]
-    pub async fn acquire_with_capacity(&self, n: usize) -> Result<PoolBuf<'_>, TooLarge> {
-        let k = self.class_for(n)?;
-        if let Some((class, idx)) = self.take_quietly::<false>(k) {
-            return Ok(PoolBuf::new(class, idx));
+    #[track_caller]
+    pub fn acquire_with_capacity(
+        &self,
+        n: usize,
+    ) -> impl Future<Output = Result<PoolBuf<'_>, TooLarge>> + '_ {
+        // An `async fn` cannot know its caller: the location is taken
+        // here, where the future is made, for leak tracking.
+        let at = Location::caller();
+        async move {
+            let k = self.class_for(n)?;
+            if let Some((class, idx)) = self.take_quietly::<false>(k) {
+                return Ok(PoolBuf::new_at(class, idx, at));
+            }
+            Ok(self.class(k).acquire_at(at).await)
         }
-        Ok(self.class(k).acquire().await)
     }
 
     /// Like [`acquire_with_capacity`](Self::acquire_with_capacity),
@@ -193,12 +212,19 @@ impl Pool {
     ///
     /// [`TooLarge`] if `n` is above the largest class's buffer size.
     #[cfg(feature = "async")]
-    pub async fn acquire_owned_with_capacity(&self, n: usize) -> Result<OwnedBuf, TooLarge> {
-        let k = self.class_for(n)?;
-        if let Some((class, idx)) = self.take_quietly::<true>(k) {
-            return Ok(OwnedBuf::new(class, idx));
+    #[track_caller]
+    pub fn acquire_owned_with_capacity(
+        &self,
+        n: usize,
+    ) -> impl Future<Output = Result<OwnedBuf, TooLarge>> + '_ {
+        let at = Location::caller();
+        async move {
+            let k = self.class_for(n)?;
+            if let Some((class, idx)) = self.take_quietly::<true>(k) {
+                return Ok(OwnedBuf::new_at(class, idx, at));
+            }
+            Ok(self.class(k).acquire_owned_at(at).await)
         }
-        Ok(self.class(k).acquire_owned().await)
     }
 
     /// Takes a buffer of at least `n` bytes, **blocking the thread** up to
@@ -212,6 +238,7 @@ impl Pool {
     /// [`AcquireError::TooLarge`] at once if `n` is above the largest
     /// class's buffer size; [`AcquireError::Exhausted`] if no buffer became
     /// free in time.
+    #[track_caller]
     pub fn acquire_blocking_with_capacity(
         &self,
         n: usize,
@@ -230,6 +257,7 @@ impl Pool {
     /// # Errors
     ///
     /// As `acquire_blocking_with_capacity`.
+    #[track_caller]
     pub fn acquire_owned_blocking_with_capacity(
         &self,
         n: usize,

@@ -2,6 +2,7 @@
 //! wait queue of `wait.rs` (which explains the protocol).
 
 use std::future::Future;
+use std::panic::Location;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -91,6 +92,8 @@ impl Waiting {
 pub struct Acquire<'pool> {
     pool: &'pool Pool,
     waiting: Waiting,
+    /// Who asked, for leak tracking.
+    at: &'static Location<'static>,
 }
 
 /// The future returned by [`Pool::acquire_owned`]; as [`Acquire`], for an
@@ -99,6 +102,7 @@ pub struct Acquire<'pool> {
 pub struct AcquireOwned<'pool> {
     pool: &'pool Pool,
     waiting: Waiting,
+    at: &'static Location<'static>,
 }
 
 impl Pool {
@@ -119,10 +123,18 @@ impl Pool {
     /// # }).unwrap();
     /// ```
     #[inline]
+    #[track_caller]
     pub fn acquire(&self) -> Acquire<'_> {
+        self.acquire_at(Location::caller())
+    }
+
+    /// [`acquire`](Self::acquire) on behalf of the caller at `at`.
+    #[inline]
+    pub(crate) fn acquire_at(&self, at: &'static Location<'static>) -> Acquire<'_> {
         Acquire {
             pool: self,
             waiting: Waiting::default(),
+            at,
         }
     }
 
@@ -141,10 +153,19 @@ impl Pool {
     /// # }).unwrap();
     /// ```
     #[inline]
+    #[track_caller]
     pub fn acquire_owned(&self) -> AcquireOwned<'_> {
+        self.acquire_owned_at(Location::caller())
+    }
+
+    /// [`acquire_owned`](Self::acquire_owned) on behalf of the caller at
+    /// `at`.
+    #[inline]
+    pub(crate) fn acquire_owned_at(&self, at: &'static Location<'static>) -> AcquireOwned<'_> {
         AcquireOwned {
             pool: self,
             waiting: Waiting::default(),
+            at,
         }
     }
 }
@@ -155,10 +176,10 @@ impl<'pool> Future for Acquire<'pool> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<PoolBuf<'pool>> {
         let this = self.get_mut();
-        let pool = this.pool;
+        let (pool, at) = (this.pool, this.at);
         this.waiting
             .poll::<false>(pool.shared(), cx)
-            .map(|idx| PoolBuf::new(pool, idx))
+            .map(|idx| PoolBuf::new_at(pool, idx, at))
     }
 }
 
@@ -168,10 +189,10 @@ impl Future for AcquireOwned<'_> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<OwnedBuf> {
         let this = self.get_mut();
-        let pool = this.pool;
+        let (pool, at) = (this.pool, this.at);
         this.waiting
             .poll::<true>(pool.shared(), cx)
-            .map(|idx| OwnedBuf::new(pool, idx))
+            .map(|idx| OwnedBuf::new_at(pool, idx, at))
     }
 }
 

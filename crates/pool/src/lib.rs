@@ -250,6 +250,7 @@ mod freelist;
 #[cfg(feature = "async")]
 mod future;
 mod handle;
+mod leaks;
 mod pool;
 mod segments;
 mod shared;
@@ -266,6 +267,7 @@ pub use error::{AcquireError, BuildError, CapacityError, Exhausted, TooLarge};
 #[cfg(feature = "async")]
 pub use future::{Acquire, AcquireOwned};
 pub use handle::{OwnedBuf, PoolBuf, SharedBuf};
+pub use leaks::Outstanding;
 pub use pool::Pool;
 pub use stats::Stats;
 

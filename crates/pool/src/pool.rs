@@ -72,6 +72,7 @@ impl Pool {
     /// # Ok::<(), arenapool::BuildError>(())
     /// ```
     #[inline]
+    #[track_caller]
     pub fn try_acquire(&self) -> Option<PoolBuf<'_>> {
         let s = self.shared();
         match s.take::<false>() {
@@ -94,6 +95,7 @@ impl Pool {
     /// # Ok::<(), arenapool::BuildError>(())
     /// ```
     #[inline]
+    #[track_caller]
     pub fn try_acquire_owned(&self) -> Option<OwnedBuf> {
         let s = self.shared();
         match s.take::<true>() {
@@ -124,10 +126,10 @@ impl Pool {
     /// });
     /// # Ok::<(), arenapool::BuildError>(())
     /// ```
+    #[track_caller]
     pub fn acquire_blocking(&self, timeout: Duration) -> Result<PoolBuf<'_>, Exhausted> {
-        self.shared()
-            .take_blocking::<false>(timeout)
-            .map(|idx| PoolBuf::new(self, idx))
+        let idx = self.shared().take_blocking::<false>(timeout)?;
+        Ok(PoolBuf::new(self, idx))
     }
 
     /// Like [`acquire_blocking`](Self::acquire_blocking), returning an
@@ -145,10 +147,10 @@ impl Pool {
     /// assert_eq!(buf.capacity(), 64);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[track_caller]
     pub fn acquire_owned_blocking(&self, timeout: Duration) -> Result<OwnedBuf, Exhausted> {
-        self.shared()
-            .take_blocking::<true>(timeout)
-            .map(|idx| OwnedBuf::new(self, idx))
+        let idx = self.shared().take_blocking::<true>(timeout)?;
+        Ok(OwnedBuf::new(self, idx))
     }
 
     /// Bytes in each buffer, as configured: with size classes, the
@@ -197,6 +199,52 @@ impl Pool {
     /// their sum ([`class_stats`](Self::class_stats) gives each).
     pub fn stats(&self) -> Stats {
         self.family_stats()
+    }
+
+    /// The tracked buffers held right now, in every size class: where
+    /// each was acquired, how long ago, its size. Empty unless the pool
+    /// was built with [`track_leaks`](crate::PoolBuilder::track_leaks),
+    /// and then it lists one buffer in `every` of those held (the sampled
+    /// ones). Buffers released or acquired while it runs may be listed or
+    /// not; a buffer lost to `mem::forget` is listed for as long as the
+    /// pool lives.
+    ///
+    /// ```
+    /// let pool = arenapool::Pool::builder().capacity(8).track_leaks(1).build()?;
+    /// std::mem::forget(pool.try_acquire_owned().unwrap());
+    /// let lost = pool.outstanding();
+    /// assert_eq!(lost.len(), 1);
+    /// assert!(lost[0].location.file().ends_with(".rs"));
+    /// println!("{}", lost[0]); // "a 4096-byte buffer (slot 0) acquired at FILE:LINE:COLUMN AGE ago"
+    /// # Ok::<(), arenapool::BuildError>(())
+    /// ```
+    pub fn outstanding(&self) -> Vec<crate::Outstanding> {
+        let mut out = Vec::new();
+        for k in 0..=self.shared().classes.pools.len() {
+            let class = self.class(k);
+            let s = class.shared();
+            if let Some(leaks) = &s.leaks {
+                leaks.outstanding(s.capacity.load(Acquire), s.config.buffer_size, &mut out);
+            }
+        }
+        out
+    }
+
+    /// At the last handle's drop: one report of the tracked buffers still
+    /// out, in every class (`leaks.rs`), unless made already.
+    pub(crate) fn report_leaks(&self) {
+        let Some(leaks) = &self.shared().leaks else {
+            return;
+        };
+        if leaks.reported.swap(true, Relaxed) {
+            return;
+        }
+        for k in 1..=self.shared().classes.pools.len() {
+            if let Some(l) = &self.class(k).shared().leaks {
+                l.reported.store(true, Relaxed);
+            }
+        }
+        crate::leaks::report_at_close(&self.outstanding());
     }
 
     /// This pool's own counters, without its larger size classes.
@@ -332,10 +380,17 @@ impl Shared {
         self.check_alive();
         debug_assert_eq!(ptr, self.slot_ptr(idx));
         debug_assert!(dirty <= self.config.buffer_size);
-        if self.config.zero_on_release && dirty > 0 {
-            // SAFETY: the caller owns the slot, and `dirty` bytes from `ptr`
-            // lie inside it; `ptr` derives from the arena allocation.
-            unsafe { ptr::write_bytes(ptr.as_ptr(), 0, dirty) };
+        // One test for both things a release may have to do first.
+        if self.release_work {
+            if self.config.zero_on_release && dirty > 0 {
+                // SAFETY: the caller owns the slot, and `dirty` bytes from
+                // `ptr` lie inside it; `ptr` derives from the arena
+                // allocation.
+                unsafe { ptr::write_bytes(ptr.as_ptr(), 0, dirty) };
+            }
+            if let Some(leaks) = &self.leaks {
+                leaks.released(idx);
+            }
         }
         self.put::<OWNED>(idx, owed);
     }

@@ -73,6 +73,8 @@ pub(crate) struct Config {
     pub(crate) cache_size: u32,
     /// Where each arena comes from.
     pub(crate) request: Request,
+    /// Track one acquisition in this many (`leaks.rs`); 0: off.
+    pub(crate) track_every: u32,
 }
 
 /// References a thread cache takes from `refs` at once, for the owned
@@ -194,6 +196,7 @@ impl Drop for Pool {
             return;
         }
         acquire(handles);
+        self.report_leaks();
         let credits = self.shared().close();
         // SAFETY: the open reference and the reclaimed credits are ours
         // to give back, and `self` does not touch the state afterwards.
@@ -250,6 +253,12 @@ pub(crate) struct Shared {
     /// its own (`classes.rs`); empty for a pool of one size and for the
     /// classes themselves.
     pub(crate) classes: Classes,
+    /// Where tracked buffers were acquired (`leaks.rs`); `None` unless
+    /// `track_leaks` is on.
+    pub(crate) leaks: Option<Box<crate::leaks::Leaks>>,
+    /// A release has work before the slot goes back: `zero_on_release`,
+    /// or clearing the slot's leak record.
+    pub(crate) release_work: bool,
     /// Written only on slow paths; kept off the read-mostly lines above.
     pub(crate) slow: CachePadded<SlowPath>,
     /// Pool handles alive, and references that keep the memory (module
@@ -311,6 +320,8 @@ impl Shared {
             queue: Queue::new(),
             caches: Mutex::new(Vec::new()),
             me: me.clone(),
+            leaks: crate::leaks::Leaks::new(config.track_every, config.limit),
+            release_work: config.zero_on_release || config.track_every > 0,
             classes,
             slow: CachePadded::new(SlowPath {
                 failed: AtomicU64::new(0),

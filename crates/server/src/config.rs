@@ -38,7 +38,10 @@ pub struct ServerConfig {
     pub io: UdpIo,
     /// Most datagrams a worker takes off its socket before answering them
     /// (with [`UdpIo::Mmsg`], in one `recvmmsg`, and answers them in one
-    /// `sendmmsg`); it holds that many buffers at once. Default 32.
+    /// `sendmmsg`); it holds that many buffers at once, and with
+    /// `recvmmsg` keeps the ones that got no datagram for the next call,
+    /// so a pool shared with other code should have room for
+    /// `workers * batch` besides. Default 32.
     /// (io_uring mode takes whatever completions are ready instead.)
     pub batch: usize,
     /// UDP GRO on the sockets and GSO on the replies (with
@@ -55,6 +58,14 @@ pub struct ServerConfig {
     /// The sockets' kernel receive buffer (`SO_RCVBUF`) in bytes, if set.
     /// Default 4 MiB (the kernel may cap it).
     pub recv_buffer: Option<usize>,
+    /// Pool and io_uring modes: record where one buffer acquisition in
+    /// this many was made (`arenapool::PoolBuilder::track_leaks`), and
+    /// list those still out at shutdown ([`ServerReport::leaks`]). 0, the
+    /// default, tracks none.
+    ///
+    /// [`ServerReport::leaks`]: crate::ServerReport::leaks
+    #[serde(default)]
+    pub track_leaks: u32,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +81,7 @@ impl Default for ServerConfig {
             gso: false,
             warmup: 1000,
             recv_buffer: Some(4 << 20),
+            track_leaks: 0,
         }
     }
 }

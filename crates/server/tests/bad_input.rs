@@ -290,3 +290,35 @@ fn bad_settings_are_errors_not_panics() {
         })
     ));
 }
+
+#[test]
+fn a_buffer_still_out_at_shutdown_is_reported_with_where_it_was_taken() {
+    // More buffers than the worker keeps at hand between receives (up
+    // to `batch`), so that one is left for this test to hold.
+    let pool = Pool::builder()
+        .buffer_size(256)
+        .capacity(64)
+        .track_leaks(1)
+        .build()
+        .unwrap();
+    let server = Server::with_pool(
+        ServerConfig {
+            workers: 1,
+            buffer_size: 256,
+            ..ServerConfig::default()
+        },
+        pool.clone(),
+    )
+    .unwrap();
+    let c = client();
+    still_serves(&server, &c);
+    let kept = pool.try_acquire_owned().unwrap();
+    let report = server.shutdown();
+    assert_eq!(report.leaks.len(), 1, "{:?}", report.leaks);
+    assert!(
+        report.leaks[0].contains("bad_input.rs"),
+        "{:?}",
+        report.leaks
+    );
+    drop(kept);
+}

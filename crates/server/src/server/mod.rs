@@ -119,6 +119,11 @@ pub struct ServerReport {
     pub allocs: AllocWindow,
     /// The pool's counters (pool and io_uring modes).
     pub pool: Option<PoolSummary>,
+    /// With [`ServerConfig::track_leaks`]: the tracked buffers still out
+    /// once the workers stopped, each with where it was acquired (none,
+    /// unless a buffer leaked).
+    #[serde(default)]
+    pub leaks: Vec<String>,
 }
 
 struct Worker {
@@ -180,6 +185,7 @@ impl Server {
                 Pool::builder()
                     .buffer_size(config.recv_buffer_len())
                     .capacity(config.capacity)
+                    .track_leaks(config.track_leaks)
                     .build()?,
             ),
             Mode::Vec => None,
@@ -190,6 +196,7 @@ impl Server {
                     // come first: the payload keeps `buffer_size` bytes.
                     .buffer_size(config.buffer_size + crate::uring::RECVMSG_HEADROOM)
                     .capacity(config.capacity)
+                    .track_leaks(config.track_leaks)
                     .build()?,
             ),
             #[cfg(not(target_os = "linux"))]
@@ -316,6 +323,11 @@ impl Server {
             stats,
             per_worker,
             allocs,
+            leaks: self
+                .pool
+                .as_ref()
+                .map(|p| p.outstanding().iter().map(ToString::to_string).collect())
+                .unwrap_or_default(),
             pool: self.pool.as_ref().map(|p| {
                 let s = p.stats();
                 PoolSummary {
