@@ -159,11 +159,10 @@ impl Leaks {
 /// Says, once, that the last handle of a pool dropped with tracked
 /// buffers still out (with the feature `tracing`; a no-op without).
 pub(crate) fn report_at_close(out: &[Outstanding]) {
-    if out.is_empty() {
-        return;
-    }
+    #[cfg(not(feature = "tracing"))]
+    let _ = out;
     #[cfg(feature = "tracing")]
-    {
+    if !out.is_empty() {
         let first = out
             .iter()
             .take(8)
