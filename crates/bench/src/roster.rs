@@ -132,6 +132,12 @@ pub fn roster() -> Vec<Entry> {
         pool::<MutexPool>(),
         arena_static::<false>("arenapool PoolBuf, cache 128", arenapool()),
         arena("arenapool OwnedBuf, cache 128", arenapool()),
+        // Leak tracking on, one acquisition in 128 recorded: what finding
+        // a leak in production costs.
+        arena_static::<false>(
+            "arenapool PoolBuf, cache 128, track_leaks(128)",
+            arenapool().track_leaks(128),
+        ),
         // The same buffers as the middle of three size classes, asked for
         // by size: what picking the class costs.
         arena_static::<true>(
@@ -175,7 +181,7 @@ mod tests {
         unique.sort();
         unique.dedup();
         assert_eq!(unique.len(), names.len(), "names must be unique: {names:?}");
-        assert_eq!(names.len(), 21);
+        assert_eq!(names.len(), 22);
     }
 
     #[test]

@@ -35,7 +35,8 @@
 //!
 //! * `wire.rs`: the datagram format; `checksum/`: RFC 1071, scalar, SSE2
 //!   and AVX2; `mmsg.rs`: `recvmmsg`, `sendmmsg`, UDP GRO and GSO (with
-//!   `checksum/`, the crate's only `unsafe` code);
+//!   `checksum/` and one call in `cpu.rs`, the crate's only `unsafe`
+//!   code);
 //! * `buffers.rs`: pool or `Vec`; `config.rs` (with [`UdpIo`]),
 //!   `server/` (the server; `worker.rs`, the tokio workers' two loops),
 //!   `stats.rs`: the server and its counters; `uring.rs`: the io_uring
