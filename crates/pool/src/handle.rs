@@ -264,7 +264,7 @@ pub struct OwnedBuf {
 impl<'pool> PoolBuf<'pool> {
     /// Slot `idx` of `pool`, just acquired by the caller's caller (the
     /// location leak tracking records).
-    #[inline]
+    #[inline(always)]
     #[track_caller]
     pub(crate) fn new(pool: &'pool Pool, idx: u32) -> Self {
         Self::new_at(pool, idx, std::panic::Location::caller())
@@ -272,14 +272,14 @@ impl<'pool> PoolBuf<'pool> {
 
     /// [`new`](Self::new), acquired at `at` (an async acquire, which
     /// learned its caller when the future was made).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn new_at(
         pool: &'pool Pool,
         idx: u32,
         at: &'static std::panic::Location<'static>,
     ) -> Self {
-        if let Some(leaks) = &pool.shared().leaks {
-            leaks.acquired(idx, at);
+        if pool.shared().config.track_every != 0 {
+            pool.shared().track(idx, at);
         }
         Self {
             slot: Slot::new(pool.shared(), idx),
@@ -296,21 +296,21 @@ impl<'pool> PoolBuf<'pool> {
 impl OwnedBuf {
     /// Slot `idx` of `pool`, whose reference to the pool the caller took
     /// (`Shared::take` with `owned`, or `Shared::add_ref`) and hands over.
-    #[inline]
+    #[inline(always)]
     #[track_caller]
     pub(crate) fn new(pool: &Pool, idx: u32) -> Self {
         Self::new_at(pool, idx, std::panic::Location::caller())
     }
 
     /// [`new`](Self::new), acquired at `at`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn new_at(
         pool: &Pool,
         idx: u32,
         at: &'static std::panic::Location<'static>,
     ) -> Self {
-        if let Some(leaks) = &pool.shared().leaks {
-            leaks.acquired(idx, at);
+        if pool.shared().config.track_every != 0 {
+            pool.shared().track(idx, at);
         }
         Self {
             slot: Slot::new(pool.shared(), idx),

@@ -104,6 +104,7 @@ impl Leaks {
     /// thread's turn. The caller owns the slot, so nobody else writes its
     /// entry now.
     #[cold]
+    #[inline(never)]
     pub(crate) fn acquired(&self, idx: u32, at: &'static Location<'static>) {
         let turn = UNTIL_NEXT
             .try_with(|left| match left.get() {

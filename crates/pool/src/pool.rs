@@ -289,6 +289,17 @@ impl Pool {
 }
 
 impl Shared {
+    /// Leak tracking (`leaks.rs`): slot `idx` was just acquired at `at`.
+    /// Out of line, so that the acquire path with tracking off is one
+    /// compare of a configuration word it reads anyway.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn track(&self, idx: u32, at: &'static std::panic::Location<'static>) {
+        if let Some(leaks) = &self.leaks {
+            leaks.acquired(idx, at);
+        }
+    }
+
     /// Buffers parked in thread caches, the threads that have one, and
     /// the tallies (acquires, refills, flushes) of every thread,
     /// live or exited, read under the cache-list lock so that an exiting
