@@ -26,7 +26,6 @@ fn every_way_of_acquiring_names_its_caller() {
         .track_leaks(1)
         .build()
         .unwrap();
-    use futures::executor::block_on as wait;
     let here = Location::caller().file();
     let t = Duration::from_secs(1);
     // Each acquire is on the line after its `line!()`.
@@ -44,20 +43,41 @@ fn every_way_of_acquiring_names_its_caller() {
     let f = pool.try_acquire_owned_with_capacity(1000).unwrap().unwrap();
     let lg = line!() + 1;
     let g = pool.acquire_blocking_with_capacity(1000, t).unwrap();
+    let mut out = pool.outstanding();
+    out.sort_by_key(|o| o.location.line());
+    let lines: Vec<u32> = out.iter().map(|o| o.location.line()).collect();
+    assert_eq!(lines, [la, lb, lc, ld, le, lf, lg], "{out:#?}");
+    assert!(out.iter().all(|o| o.location.file() == here), "{out:#?}");
+    let sizes: Vec<usize> = out.iter().map(|o| o.buffer_size).collect();
+    assert_eq!(sizes, [64, 64, 64, 64, 1024, 1024, 1024]);
+    drop((a, b, c, d, e, f, g));
+    assert!(pool.outstanding().is_empty());
+}
+
+#[cfg(feature = "async")]
+#[test]
+fn async_acquires_name_their_caller_too() {
+    use futures::executor::block_on as wait;
+    let pool = Pool::builder()
+        .class(64, 8)
+        .class(1024, 8)
+        .track_leaks(1)
+        .build()
+        .unwrap();
+    // Each future is made on the line after its `line!()`.
     let lh = line!() + 1;
     let h = wait(pool.acquire());
     let li = line!() + 1;
     let i = wait(pool.acquire_owned());
     let lj = line!() + 1;
     let j = wait(pool.acquire_with_capacity(1000)).unwrap();
+    let lk = line!() + 1;
+    let k = wait(pool.acquire_owned_with_capacity(1000)).unwrap();
     let mut out = pool.outstanding();
     out.sort_by_key(|o| o.location.line());
     let lines: Vec<u32> = out.iter().map(|o| o.location.line()).collect();
-    assert_eq!(lines, [la, lb, lc, ld, le, lf, lg, lh, li, lj], "{out:#?}");
-    assert!(out.iter().all(|o| o.location.file() == here), "{out:#?}");
-    let sizes: Vec<usize> = out.iter().map(|o| o.buffer_size).collect();
-    assert_eq!(sizes, [64, 64, 64, 64, 1024, 1024, 1024, 64, 64, 1024]);
-    drop((a, b, c, d, e, f, g, h, i, j));
+    assert_eq!(lines, [lh, li, lj, lk], "{out:#?}");
+    drop((h, i, j, k));
     assert!(pool.outstanding().is_empty());
 }
 
