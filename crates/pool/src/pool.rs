@@ -320,7 +320,10 @@ impl Shared {
 
     /// Notes how many buffers users hold right now, for
     /// [`Stats::held_high_water`]: called when the pool runs out (a
-    /// growth, a wait, a failed acquire), where the peak is reached.
+    /// growth, a failed acquire), where the peak is reached. Not from the
+    /// wait queue's path: the loom model of two waiters and two releases
+    /// (`wait/loom_tests.rs`) failed when the waiter took the cache-list
+    /// lock there.
     #[cold]
     pub(crate) fn note_held(&self) {
         let (cached, _, _) = self.cache_totals();

@@ -51,10 +51,10 @@ pub struct Stats {
     /// `held_high_water`).
     pub high_water: usize,
     /// The most buffers seen held by users at once, not counting thread
-    /// caches: sampled whenever the pool runs out (a growth, a wait, a
-    /// failed acquire) and whenever the stats are read, so it is exact
-    /// for a pool that ran out and a lower bound for one that never did
-    /// (a peak between two reads that left buffers free is not seen).
+    /// caches: sampled at every growth and failed acquire and whenever
+    /// the stats are read, so it is exact for a pool that an acquire
+    /// found empty, and otherwise a lower bound (a peak between two
+    /// reads, or one that only made callers wait, is not seen).
     pub held_high_water: usize,
     /// Successful acquires, of every kind (`try_acquire`, blocking, async,
     /// by size), since the pool was built.

@@ -299,7 +299,6 @@ impl Shared {
             key
         };
         self.free.sync();
-        self.note_held();
         Ticket(key)
     }
 
