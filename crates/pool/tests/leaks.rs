@@ -82,6 +82,7 @@ fn async_acquires_name_their_caller_too() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "it leaks a buffer on purpose, and with it the pool")]
 fn a_release_clears_the_record_and_a_forgotten_buffer_keeps_it() {
     let pool = tracked(1);
     let kept = pool.try_acquire_owned().unwrap();
