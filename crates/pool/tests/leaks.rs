@@ -18,14 +18,19 @@ fn tracked(every: u32) -> Pool {
         .unwrap()
 }
 
-#[test]
-fn every_way_of_acquiring_names_its_caller() {
-    let pool = Pool::builder()
+/// Classes of 64 and 1024 bytes, every acquisition tracked.
+fn two_classes_tracked() -> Pool {
+    Pool::builder()
         .class(64, 8)
         .class(1024, 8)
         .track_leaks(1)
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn every_way_of_acquiring_names_its_caller() {
+    let pool = two_classes_tracked();
     let here = Location::caller().file();
     let t = Duration::from_secs(1);
     // Each acquire is on the line after its `line!()`.
@@ -58,12 +63,7 @@ fn every_way_of_acquiring_names_its_caller() {
 #[test]
 fn async_acquires_name_their_caller_too() {
     use futures::executor::block_on as wait;
-    let pool = Pool::builder()
-        .class(64, 8)
-        .class(1024, 8)
-        .track_leaks(1)
-        .build()
-        .unwrap();
+    let pool = two_classes_tracked();
     // Each future is made on the line after its `line!()`.
     let lh = line!() + 1;
     let h = wait(pool.acquire());

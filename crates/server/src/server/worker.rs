@@ -356,12 +356,7 @@ mod batched {
 
         /// Turns what `r` says arrived in `buf` into replies and queues
         /// them on `out`; returns the datagrams it held.
-        fn answer<B: PacketBuf>(
-            &self,
-            mut buf: B,
-            r: Received,
-            out: &mut Vec<(B, std::net::SocketAddr, Option<u16>, u64)>,
-        ) -> u64 {
+        fn answer<B: PacketBuf>(&self, mut buf: B, r: Received, out: &mut Vec<Reply<B>>) -> u64 {
             if r.truncated {
                 // Only a datagram larger than the whole buffer; with GRO
                 // the kernel never coalesces past the buffer's 64 KiB.
