@@ -27,6 +27,8 @@ use std::ptr::NonNull;
 use crate::backing::{Backing, Fallback, Outcome, Pages, Request, Shortfall, Step};
 use crate::error::BuildError;
 
+mod pages;
+
 /// The largest alignment for which the system allocator's `alloc_zeroed`
 /// is `calloc`, which maps fresh zero pages lazily for large blocks. For
 /// larger alignments std uses `aligned_alloc` plus `memset`, which touches

@@ -1,6 +1,8 @@
 //! Configuration: [`PoolBuilder`] checks every setting and reports a bad one
 //! as a [`BuildError`]; nothing here panics or aborts.
 
+use std::time::Duration;
+
 use crate::backing::{Backing, Fallback, Request};
 use crate::classes::Classes;
 use crate::error::BuildError;
@@ -55,6 +57,7 @@ pub struct PoolBuilder {
     pub(crate) fall_up: bool,
     /// Track one acquisition in this many (0: off).
     pub(crate) track_every: u32,
+    pub(crate) trim_after: Option<Duration>,
 }
 
 impl Default for PoolBuilder {
@@ -71,6 +74,7 @@ impl Default for PoolBuilder {
             sized: false,
             fall_up: true,
             track_every: 0,
+            trim_after: None,
         }
     }
 }
@@ -193,6 +197,36 @@ impl PoolBuilder {
     /// ```
     pub fn track_leaks(mut self, every: u32) -> Self {
         self.track_every = every;
+        self
+    }
+
+    /// Trim by itself (default off): when a release reaches the shared
+    /// free list (a thread cache flushing, or any release without
+    /// caches) and finds that fewer than half the pool's buffers have
+    /// been out of that list for at least `idle`, the releasing thread
+    /// runs [`Pool::trim`](crate::Pool::trim), unless another thread is
+    /// growing or trimming right then. No timer or thread is involved: a
+    /// pool nobody uses is not trimmed. Off, a release pays nothing for
+    /// this; on, a release to the shared list reads the clock.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = arenapool::Pool::builder()
+    ///     .capacity(4)
+    ///     .grow_to(64)
+    ///     .cache_size(0)
+    ///     .trim_after(Duration::ZERO)
+    ///     .build()?;
+    /// let held: Vec<_> = (0..40).map(|_| pool.try_acquire().unwrap()).collect();
+    /// assert_eq!(pool.stats().capacity, 64);
+    /// drop(held);
+    /// // The releases that left the pool below half full trimmed it.
+    /// assert_eq!(pool.stats().capacity, 4);
+    /// assert!(pool.stats().trims > 0);
+    /// # Ok::<(), arenapool::BuildError>(())
+    /// ```
+    pub fn trim_after(mut self, idle: Duration) -> Self {
+        self.trim_after = Some(idle);
         self
     }
 
@@ -383,6 +417,12 @@ impl PoolBuilder {
             cache_size: self.cache_size as u32,
             request: self.request,
             track_every: self.track_every,
+            // The idle time plus one, so that 0 means off.
+            trim_after_ns: self.trim_after.map_or(0, |d| {
+                u64::try_from(d.as_nanos())
+                    .unwrap_or(u64::MAX)
+                    .saturating_add(1)
+            }),
         })
     }
 }

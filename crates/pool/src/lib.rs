@@ -43,8 +43,11 @@
 //!   [`BackingReport`] of what it got.
 //!   Slot `i` is at `base + i * stride`; pointers derive from the
 //!   allocation, never from a shared reference.
-//! * **Segments** (`segments.rs`): growth adds arenas that double the
-//!   capacity, up to a limit; slots never move.
+//! * **Segments** (`segments.rs`, `grow.rs`): growth adds arenas that
+//!   double the capacity, up to a limit; slots never move.
+//! * **Trim** (`trim.rs`, `arena/pages.rs`): gives back grown segments
+//!   whose slots are all free, and the pages of free slots of mapped
+//!   arenas, under the growth lock; no handle is invalidated.
 //! * **Free list** (`freelist.rs`): a Treiber stack of `u32` indices whose
 //!   head packs `(tag, index)` in one `AtomicU64`, with the links in their
 //!   own array. The tag defeats ABA; bulk push and pop move a chain with
@@ -61,7 +64,7 @@
 //!   the owned buffers it serves, so an owned buffer costs no shared
 //!   reference count either.
 //! * **Pool** (`pool.rs`): acquire (non-blocking, blocking with a timeout),
-//!   release, growth, statistics.
+//!   release, statistics.
 //! * **Wait queue** (`wait.rs`, `future.rs`): one FIFO queue for blocking
 //!   and async waiters; a release hands its buffer straight to the longest
 //!   waiter.
@@ -186,12 +189,14 @@
 //!
 //! # Soundness
 //!
-//! Unsafe code lives in `arena.rs`, `segments.rs`, `handle.rs`, `uring/`
+//! Unsafe code lives in `arena.rs` (and `arena/pages.rs`), `segments.rs`
+//! (and its callers under the growth lock in `pool.rs` and `trim.rs`),
+//! `handle.rs`, `uring/`
 //! (with the io-uring feature), `shared.rs` (the handle's pointer and the
 //! release of the lease), one function of `pool.rs` and the thread-local
 //! lookup and exit of `cache.rs`, each with its reason. The free list, the
-//! cache steal handshake, the wait queue and the release of the pool's
-//! memory are model-checked with loom, the unit and
+//! cache steal handshake, the wait queue, trimming and the release of the
+//! pool's memory are model-checked with loom, the unit and
 //! integration tests run under Miri with strict provenance, and stress
 //! tests check that no buffer ever has two owners.
 //!
@@ -249,6 +254,7 @@ mod error;
 mod freelist;
 #[cfg(feature = "async")]
 mod future;
+mod grow;
 mod handle;
 mod leaks;
 mod pool;
@@ -256,6 +262,7 @@ mod segments;
 mod shared;
 mod stats;
 mod sync;
+mod trim;
 #[cfg(all(feature = "io-uring", target_os = "linux"))]
 pub mod uring;
 mod wait;
@@ -270,6 +277,7 @@ pub use handle::{OwnedBuf, PoolBuf, SharedBuf};
 pub use leaks::Outstanding;
 pub use pool::Pool;
 pub use stats::Stats;
+pub use trim::Trimmed;
 
 /// The README's examples, run as doctests.
 #[cfg(doctest)]

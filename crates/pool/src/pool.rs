@@ -26,11 +26,11 @@ use crate::backing::BackingReport;
 use crate::builder::PoolBuilder;
 use crate::cache;
 use crate::error::{BuildError, Exhausted};
-use crate::freelist::Chain;
+
 use crate::handle::{OwnedBuf, PoolBuf};
 use crate::shared::{CACHES_OFF, Shared, WAITER};
 use crate::stats::Stats;
-use crate::sync::Ordering::{Acquire, Relaxed, Release};
+use crate::sync::Ordering::{Acquire, Relaxed};
 use crate::sync::lock;
 use crate::wait::Panic;
 
@@ -191,8 +191,10 @@ impl Pool {
         let request = segments.request();
         // Hold the growth lock so that no segment is half-published while
         // the report is made.
-        let _grow = lock(&self.shared().slow.grow);
-        BackingReport::new(request.backing, request.lock, segments.outcomes())
+        let live = lock(&self.shared().slow.grow);
+        // SAFETY: the growth lock is held and `live` is its count.
+        let outcomes = unsafe { segments.outcomes(*live) };
+        BackingReport::new(request.backing, request.lock, outcomes)
     }
 
     /// A snapshot of the pool's counters; see [`Stats`]. With size classes,
@@ -250,11 +252,17 @@ impl Pool {
     /// This pool's own counters, without its larger size classes.
     pub(crate) fn own_stats(&self) -> Stats {
         let s = self.shared();
+        // The growth lock first, so that no trim holds free slots while
+        // they are counted (they would count as in use).
+        let live = lock(&s.slow.grow);
         let (cached, threads, tally) = s.cache_totals();
         let capacity = s.capacity.load(Acquire) as usize;
         let free = s.free.len(&s.segments) as usize;
         let in_use = capacity.saturating_sub(free + cached);
-        let segments = *lock(&s.slow.grow);
+        // SAFETY: the growth lock is held and `live` is its count.
+        let (reserved, resident) = unsafe { s.segments.footprint(*live) };
+        let segments = *live;
+        drop(live);
         let [acquires, refills, flushes] = tally;
         Stats {
             capacity,
@@ -271,7 +279,10 @@ impl Pool {
             acquires,
             // Every buffer acquired is held now or was released.
             releases: acquires.saturating_sub(in_use as u64),
-            growths: segments as u64 - 1,
+            growths: s.slow.growths.load(Relaxed),
+            trims: s.slow.trims.load(Relaxed) / 2,
+            reserved_bytes: reserved,
+            resident_bytes: resident,
             steals: s.slow.steals.load(Relaxed),
             refills,
             flushes,
@@ -285,6 +296,16 @@ impl Pool {
     #[cfg(all(feature = "io-uring", target_os = "linux"))]
     pub(crate) fn segments(&self) -> &crate::segments::Segments {
         &self.shared().segments
+    }
+
+    /// The live segments' memory, for io_uring to register: from now on
+    /// the kernel may hold those pages, so no trim gives any back
+    /// (`Segments::pin`).
+    #[cfg(all(feature = "io-uring", target_os = "linux"))]
+    pub(crate) fn pin_regions(&self) -> Vec<(u32, NonNull<u8>, usize)> {
+        let live = lock(&self.shared().slow.grow);
+        // SAFETY: the growth lock is held and `live` is its count.
+        unsafe { self.shared().segments.pin(*live) }
     }
 }
 
@@ -324,13 +345,36 @@ impl Shared {
     /// wait queue's path: the loom model of two waiters and two releases
     /// (`wait/loom_tests.rs`) failed when the waiter took the cache-list
     /// lock there.
+    ///
+    /// A sample taken while a trim holds the free slots would count them
+    /// as held, so it is dropped: the trim count is odd then, or has moved
+    /// by the end (see `Shared::take_slow` for why a sample that saw the
+    /// emptied list sees that). No lock: the wait queue's path calls this.
     #[cold]
     pub(crate) fn note_held(&self) {
+        let trims = self.slow.trims.load(Acquire);
+        if trims.is_multiple_of(2) {
+            let in_use = self.held_now();
+            if self.slow.trims.load(Acquire) == trims {
+                self.slow.held_high.fetch_max(in_use, Relaxed);
+            }
+        }
+    }
+
+    /// [`note_held`](Self::note_held) for a caller that holds the growth
+    /// lock, so that no trim runs.
+    pub(crate) fn note_held_locked(&self) {
+        let in_use = self.held_now();
+        self.slow.held_high.fetch_max(in_use, Relaxed);
+    }
+
+    /// Buffers held by users right now: the capacity less the free and
+    /// the cached ones.
+    fn held_now(&self) -> usize {
         let (cached, _, _) = self.cache_totals();
         let capacity = self.capacity.load(Acquire) as usize;
         let free = self.free.len(&self.segments) as usize;
-        let in_use = capacity.saturating_sub(free + cached);
-        self.slow.held_high.fetch_max(in_use, Relaxed);
+        capacity.saturating_sub(free + cached)
     }
 
     /// Takes a slot: from this thread's cache, else the free list, else the
@@ -418,16 +462,6 @@ impl Shared {
         self.take_shared().or_else(|| self.take_slow())
     }
 
-    #[cold]
-    fn take_slow(&self) -> Option<u32> {
-        if self.config.cache_size > 0
-            && let Some(idx) = self.steal()
-        {
-            return Some(idx);
-        }
-        self.grow()
-    }
-
     /// Gives slot `idx` back: to this thread's cache if it has room, else to
     /// the free list.
     /// `owed` as for [`release`](Self::release): cleared as soon as a
@@ -444,12 +478,18 @@ impl Shared {
             // cache operation is over.
             if flushed > 0 {
                 self.serve_pushed(flushed);
+                if self.config.trim_after_ns != 0 {
+                    self.maybe_trim();
+                }
             }
             return;
         }
         self.put_uncached(idx);
         if self.config.cache_size > 0 {
             self.disown_if_off();
+        }
+        if self.config.trim_after_ns != 0 {
+            self.maybe_trim();
         }
     }
 
@@ -475,50 +515,6 @@ impl Shared {
             self.serve(1, &mut panic);
         }
         panic.resume();
-    }
-
-    /// Adds the next segment if the limit allows, keeps its first slot for
-    /// the caller and frees the rest. `None` if the pool is at its limit or
-    /// the allocation failed (the pool keeps serving what it has).
-    #[cold]
-    fn grow(&self) -> Option<u32> {
-        if self.config.limit == self.config.capacity {
-            return None;
-        }
-        let (mine, pushed) = {
-            let mut segments = lock(&self.slow.grow);
-            // Another thread may have grown, or slots come back, meanwhile.
-            if let Some(idx) = self.take_shared() {
-                return Some(idx);
-            }
-            let capacity = self.capacity.load(Relaxed);
-            let room = self.config.limit - capacity;
-            if room == 0 {
-                return None;
-            }
-            let len = capacity.min(room);
-            let chain = self.segments.grow(*segments, capacity, len).ok()?;
-            *segments += 1;
-            self.capacity.store(capacity + len, Release);
-            let mine = chain.first;
-            self.note_taken(mine);
-            // The rest is pushed under the lock, so that the next thread
-            // to take it finds the slots instead of growing again.
-            if len > 1 {
-                self.free.push_chain(
-                    &self.segments,
-                    Chain {
-                        first: mine + 1,
-                        last: chain.last,
-                        len: len - 1,
-                    },
-                );
-            }
-            (mine, len as usize - 1)
-        };
-        self.note_held();
-        // Waiters are served (their wakers run) with the lock released.
-        Some(self.serve_keeping(pushed, mine))
     }
 }
 

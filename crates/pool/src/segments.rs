@@ -15,27 +15,46 @@
 //! compare. Slots never move: a grown pool keeps every handle valid.
 //!
 //! Grown segments are published once, with a `Release` store of their
-//! pointer, *before* any of their indices enter the free list, and are freed
-//! only when the pool drops. A thread that learned an index through the free
-//! list (an `Acquire` load of its head) therefore sees the segment; only a
-//! stale walk can meet an unpublished one, and [`Links::try_link`] reports
-//! it.
+//! pointer, *before* any of their indices enter the free list. A thread that
+//! learned an index through the free list (an `Acquire` load of its head)
+//! therefore sees the segment; only a stale walk can meet an unpublished
+//! one, and [`Links::try_link`] reports it.
+//!
+//! # Retiring a segment (trim)
+//!
+//! A trim (`trim.rs`) may give the *arena* of the highest grown segment back
+//! once it owns every slot of it, and a later growth makes a new arena for
+//! the same slots. The [`Segment`] itself, with its link words, stays
+//! published until the pool drops: a stale free-list walk may still read a
+//! retired slot's link word, which must stay a valid atomic (`freelist.rs`).
+//! The arena sits in an `UnsafeCell` that only two kinds of code touch:
+//!
+//! * the owners of its slots (`slot_ptr`), who exist only while it is live;
+//! * the holder of the growth lock, which retires and remakes it only while
+//!   it owns every one of its slots (so no slot owner exists), and which is
+//!   also the only one to list arenas (`arenas`, bounded by the live count
+//!   it holds).
+//!
+//! Ownership of a slot passes through the free list (`Release` push,
+//! `Acquire` pop), so a remade arena is visible to whoever pops its slots.
 
+use std::cell::UnsafeCell;
 use std::ptr::{self, NonNull};
 
 use crate::arena::Arena;
 use crate::backing::{Outcome, Request};
 use crate::error::BuildError;
 use crate::freelist::{Chain, Links, NIL, pack};
-use crate::sync::Ordering::{Acquire, Release};
-use crate::sync::{AtomicPtr, AtomicU64};
+use crate::sync::Ordering::{Acquire, Relaxed, Release};
+use crate::sync::{AtomicBool, AtomicPtr, AtomicU64};
 
 /// Grown segments: `k = 1..=32` is enough for any `u32` index (see above).
 const MAX_GROWN: usize = 32;
 
 /// One arena and the link words of its slots.
 pub(crate) struct Segment {
-    arena: Arena,
+    /// `None` while the segment is retired (module docs).
+    arena: UnsafeCell<Option<Arena>>,
     /// One link word per slot; see `freelist`.
     links: Box<[AtomicU64]>,
     /// Index of this segment's first slot.
@@ -53,17 +72,46 @@ impl Segment {
         request: Request,
     ) -> Result<Self, BuildError> {
         let arena = Arena::new(len, stride, align, request)?;
-        let links = (0..len)
-            .map(|i| {
-                let next = if i + 1 < len { start + i + 1 } else { NIL };
-                AtomicU64::new(pack(0, next))
-            })
-            .collect();
-        Ok(Self {
-            arena,
+        let links = (0..len).map(|_| AtomicU64::new(0)).collect();
+        let seg = Self {
+            arena: UnsafeCell::new(Some(arena)),
             links,
             start,
-        })
+        };
+        seg.relink();
+        Ok(seg)
+    }
+
+    /// Links the slots in order, `start -> start + 1 -> ...`. The caller
+    /// owns every slot (or no one else can see the segment yet).
+    fn relink(&self) {
+        let len = self.links.len() as u32;
+        for (i, link) in (0..len).zip(self.links.iter()) {
+            let next = if i + 1 < len { self.start + i + 1 } else { NIL };
+            link.store(pack(0, next), Relaxed);
+        }
+    }
+
+    /// The arena of a live segment.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns a slot of this segment, or holds the growth lock
+    /// and knows the segment is live (module docs): then no one retires
+    /// or remakes the arena while the reference lives.
+    #[inline]
+    unsafe fn arena(&self) -> &Arena {
+        // SAFETY: per the caller's contract, nothing writes the cell while
+        // this shared reference lives.
+        match unsafe { &*self.arena.get() } {
+            Some(arena) => arena,
+            None => unreachable!("segment at slot {} is retired", self.start),
+        }
+    }
+
+    /// Slots in this segment.
+    fn len(&self) -> u32 {
+        self.links.len() as u32
     }
 
     /// All slots of this segment as one chain.
@@ -88,8 +136,11 @@ pub(crate) struct Segments {
     /// How every segment's arena is made.
     request: Request,
     /// `grown[k - 1]` is segment `k`: null until published, then fixed
-    /// until drop.
+    /// until drop (a retired segment keeps its entry; module docs).
     grown: [AtomicPtr<Segment>; MAX_GROWN],
+    /// The kernel may hold the arenas' pages (io_uring fixed buffers): a
+    /// trim must not give any of them back. Set once, never cleared.
+    pinned: AtomicBool,
 }
 
 impl Segments {
@@ -108,6 +159,7 @@ impl Segments {
             align,
             request,
             grown: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
+            pinned: AtomicBool::new(false),
         })
     }
 
@@ -140,15 +192,52 @@ impl Segments {
         unsafe { p.as_ref() }
     }
 
-    /// The arenas of all published segments, segment 0 first. Each is one
-    /// contiguous block (`Arena::base`, `Arena::len`).
-    pub(crate) fn arenas(&self) -> impl Iterator<Item = &Arena> {
-        (0..=MAX_GROWN).map_while(|k| self.get(k)).map(|s| &s.arena)
+    /// The arenas of the first `live` segments, segment 0 first. Each is
+    /// one contiguous block (`Arena::base`, `Arena::len`).
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the growth lock, and `live` is the number of live
+    /// segments it holds.
+    pub(crate) unsafe fn arenas(&self, live: usize) -> impl Iterator<Item = &Arena> {
+        (0..live).map_while(|k| self.get(k)).map(|s| {
+            // SAFETY: segment `k < live` is live and the caller holds the
+            // growth lock, so no one retires it meanwhile.
+            unsafe { s.arena() }
+        })
     }
 
-    /// How each published segment's arena was backed.
-    pub(crate) fn outcomes(&self) -> impl Iterator<Item = &Outcome> {
-        self.arenas().map(Arena::outcome)
+    /// How each of the first `live` segments' arenas was backed.
+    ///
+    /// # Safety
+    ///
+    /// As [`arenas`](Self::arenas).
+    pub(crate) unsafe fn outcomes(&self, live: usize) -> impl Iterator<Item = &Outcome> {
+        // SAFETY: the caller's contract is `arenas`'.
+        unsafe { self.arenas(live) }.map(Arena::outcome)
+    }
+
+    /// Bytes of the first `live` segments' arenas, and how many of them
+    /// are in memory now (`Arena::resident`).
+    ///
+    /// # Safety
+    ///
+    /// As [`arenas`](Self::arenas).
+    pub(crate) unsafe fn footprint(&self, live: usize) -> (usize, usize) {
+        // SAFETY: the caller's contract is `arenas`'.
+        unsafe { self.arenas(live) }.fold((0, 0), |(reserved, resident), a| {
+            (reserved + a.len(), resident + a.resident(0, a.len()))
+        })
+    }
+
+    /// Segment `k`'s first slot and its number of slots, if published.
+    pub(crate) fn span(&self, k: usize) -> Option<(u32, u32)> {
+        self.get(k).map(|s| (s.start, s.len()))
+    }
+
+    /// Whether the kernel may hold the arenas' pages (see `pin`).
+    pub(crate) fn pinned(&self) -> bool {
+        self.pinned.load(Acquire)
     }
 
     /// The request every segment is made with.
@@ -170,21 +259,32 @@ impl Segments {
             }
         };
         debug_assert!((offset as usize) < seg.links.len());
+        // SAFETY: the caller owns slot `idx` of this segment.
+        let base = unsafe { seg.arena() }.base();
         // SAFETY: `offset < len` of this segment, so `offset * stride` is
         // within its arena (whose size is `len * stride`, checked not to
         // overflow when it was allocated); the result is non-null.
-        unsafe {
-            NonNull::new_unchecked(seg.arena.base().as_ptr().add(offset as usize * self.stride))
-        }
+        unsafe { NonNull::new_unchecked(base.as_ptr().add(offset as usize * self.stride)) }
     }
 
     /// Allocates and publishes segment `k` (which must be the next one) of
     /// `len` slots starting at `start`, and returns its slots as a chain.
-    /// The caller serialises growth and then pushes the chain (or part of
-    /// it) onto the free list.
+    /// The caller holds the growth lock and then pushes the chain (or part
+    /// of it) onto the free list. A retired segment `k` gets a new arena
+    /// (its `start` and `len` are the same every time: the layout above).
     pub(crate) fn grow(&self, k: usize, start: u32, len: u32) -> Result<Chain, BuildError> {
         debug_assert!((1..=MAX_GROWN).contains(&k));
         debug_assert_eq!(self.segment_of(start), (k, start));
+        if let Some(seg) = self.get(k) {
+            debug_assert_eq!((seg.start, seg.len()), (start, len));
+            let arena = Arena::new(len, self.stride, self.align, self.request)?;
+            // SAFETY: segment `k` is published, so it was retired (the
+            // caller grows only past the live ones, under the growth lock):
+            // no slot of it is owned, and no one else touches the cell.
+            unsafe { *seg.arena.get() = Some(arena) };
+            seg.relink();
+            return Ok(seg.chain());
+        }
         let seg = Box::new(Segment::new(
             start,
             len,
@@ -198,15 +298,70 @@ impl Segments {
         Ok(chain)
     }
 
-    /// Every published segment as `(first slot index, base, bytes)`, with
+    /// Gives segment `k`'s arena back; it keeps its link words (module
+    /// docs). Returns the arena's bytes and how many of them were resident.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the growth lock, segment `k >= 1` is the highest
+    /// live one, and the caller owns every one of its slots and no pointer
+    /// into them is left.
+    pub(crate) unsafe fn retire(&self, k: usize) -> (usize, usize) {
+        debug_assert!(k >= 1);
+        let Some(seg) = self.get(k) else {
+            unreachable!("segment {k} is live, so published")
+        };
+        // SAFETY: the caller owns every slot, so no `slot_ptr` reference
+        // to the arena exists, and it holds the growth lock, so no one
+        // else lists or remakes arenas.
+        let arena = unsafe { (*seg.arena.get()).take() };
+        arena.map_or((0, 0), |a| (a.len(), a.resident(0, a.len())))
+    }
+
+    /// Hands the pages that lie wholly inside slots `first ..= last` (all
+    /// in one segment) back to the kernel, if the arena is a mapping that
+    /// can do that. Returns the bytes that were resident in those pages.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns every slot in `first ..= last` and no pointer into
+    /// them is left, and the arenas are not pinned.
+    pub(crate) unsafe fn discard(&self, first: u32, last: u32) -> usize {
+        let (k, start) = self.segment_of(first);
+        debug_assert_eq!(self.segment_of(last).0, k);
+        let Some(seg) = self.get(k) else {
+            unreachable!("owned slot {first} lies in an unpublished segment")
+        };
+        // SAFETY: the caller owns slots of this segment.
+        let arena = unsafe { seg.arena() };
+        let from = (first - start) as usize * self.stride;
+        let to = (last - start + 1) as usize * self.stride;
+        // SAFETY: the caller owns every slot in the range and holds no
+        // pointer into it; not pinned, so the kernel holds none either.
+        unsafe { arena.discard(from, to) }
+    }
+
+    /// Marks the arenas as held by the kernel (io_uring fixed buffers):
+    /// from now on a trim leaves every arena and page where it is. Returns
+    /// the first `live` segments as `(first slot index, base, bytes)`, with
     /// `bytes = slots * stride`: the memory io_uring registers (`uring/`).
-    /// A segment published later is not included, so a caller that keeps
-    /// the list must treat slots beyond it as unknown.
+    /// A segment grown later is not included, so a caller that keeps the
+    /// list must treat slots beyond it as unknown.
+    ///
+    /// # Safety
+    ///
+    /// As [`arenas`](Self::arenas).
     #[cfg(all(feature = "io-uring", target_os = "linux"))]
-    pub(crate) fn published_regions(&self) -> impl Iterator<Item = (u32, NonNull<u8>, usize)> + '_ {
-        (0..=MAX_GROWN)
+    pub(crate) unsafe fn pin(&self, live: usize) -> Vec<(u32, NonNull<u8>, usize)> {
+        self.pinned.store(true, Release);
+        (0..live)
             .filter_map(|k| self.get(k))
-            .map(|seg| (seg.start, seg.arena.base(), seg.links.len() * self.stride))
+            .map(|seg| {
+                // SAFETY: live, under the growth lock (caller's contract).
+                let base = unsafe { seg.arena() }.base();
+                (seg.start, base, seg.links.len() * self.stride)
+            })
+            .collect()
     }
 
     /// Distance in bytes between consecutive slots of a segment.
@@ -241,12 +396,19 @@ impl Drop for Segments {
     }
 }
 
+// A trim or growth that panics halfway leaves the cell either `Some` or
+// `None`, never torn, and every reader checks which (`Segment::arena`);
+// the cell is not a place where a caught panic can expose a broken
+// invariant, so it does not take `RefUnwindSafe` away from `Pool`.
+impl std::panic::RefUnwindSafe for Segment {}
+
 // SAFETY: the table owns its segments (arenas and link arrays) like a
 // `Vec<Box<Segment>>`; the raw pointers in `grown` are owning pointers.
 unsafe impl Send for Segments {}
 // SAFETY: shared access only reads published segment pointers (atomics)
 // and link words (atomics); bytes in the arenas are accessed through slot
-// ownership, which the pool guarantees.
+// ownership, which the pool guarantees, and the arena cells are written
+// only as the module docs say (under the growth lock, owning every slot).
 unsafe impl Sync for Segments {}
 
 #[cfg(all(test, not(loom)))]

@@ -75,6 +75,9 @@ pub(crate) struct Config {
     pub(crate) request: Request,
     /// Track one acquisition in this many (`leaks.rs`); 0: off.
     pub(crate) track_every: u32,
+    /// Trim after the pool stayed below half its capacity for this many
+    /// nanoseconds less one (`trim.rs`); 0: never by itself.
+    pub(crate) trim_after_ns: u64,
 }
 
 /// References a thread cache takes from `refs` at once, for the owned
@@ -239,7 +242,8 @@ pub(crate) struct Shared {
     /// Whether the cache handshake uses `membarrier` (see `barrier.rs`);
     /// fixed at build time so both sides agree.
     pub(crate) asymmetric: bool,
-    /// Slots in all published segments. Written only while growing.
+    /// Slots in all live segments. Written only under the growth lock
+    /// (growing, and trimming: `trim.rs`).
     pub(crate) capacity: AtomicU32,
     /// The wait queue (`wait.rs`). Its lock is never held while user code
     /// (a waker) runs.
@@ -259,6 +263,8 @@ pub(crate) struct Shared {
     /// A release has work before the slot goes back: `zero_on_release`,
     /// or clearing the slot's leak record.
     pub(crate) release_work: bool,
+    /// When the pool was built, the epoch of `SlowPath::below_since`.
+    pub(crate) born: std::time::Instant,
     /// Written only on slow paths; kept off the read-mostly lines above.
     pub(crate) slow: CachePadded<SlowPath>,
     /// Pool handles alive, and references that keep the memory (module
@@ -294,7 +300,16 @@ pub(crate) struct SlowPath {
     pub(crate) retired: crate::cache::Tally,
     /// Waiters that ever joined the queue (`wait.rs`).
     pub(crate) arrivals: AtomicUsize,
-    /// Serialises growth; holds the number of segments.
+    /// Segments added.
+    pub(crate) growths: AtomicU64,
+    /// Twice the trims run, plus one while one runs (`trim.rs`,
+    /// `Shared::take_slow`).
+    pub(crate) trims: AtomicU64,
+    /// For `trim_after`: since when the pool has been seen below half
+    /// its capacity, in nanoseconds since `born` (at least 1); 0 while it
+    /// is not below (`trim.rs`).
+    pub(crate) below_since: AtomicU64,
+    /// Serialises growth and trimming; holds the number of live segments.
     pub(crate) grow: Mutex<usize>,
 }
 
@@ -332,8 +347,12 @@ impl Shared {
                 held_high: AtomicUsize::new(0),
                 retired: crate::cache::Tally::default(),
                 arrivals: AtomicUsize::new(0),
+                growths: AtomicU64::new(0),
+                trims: AtomicU64::new(0),
+                below_since: AtomicU64::new(0),
                 grow: Mutex::new(1),
             }),
+            born: std::time::Instant::now(),
             handles: CachePadded::new(AtomicUsize::new(1)),
             refs: CachePadded::new(AtomicUsize::new(1)),
             #[cfg(loom)]

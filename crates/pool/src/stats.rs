@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::trim::Bytes;
+
 /// What [`Pool::stats`](crate::Pool::stats) reports. For a pool with size
 /// classes, the sum over its classes ([`Pool::class_stats`](crate::Pool::class_stats)
 /// gives each).
@@ -34,7 +36,8 @@ use std::time::Duration;
 #[cfg_attr(feature = "serde", serde(default))]
 #[non_exhaustive]
 pub struct Stats {
-    /// Buffers the pool has now (grows with `grow_to`).
+    /// Buffers the pool has now (grows with `grow_to`, and goes back down
+    /// with [`Pool::trim`](crate::Pool::trim)).
     pub capacity: usize,
     /// Most buffers the pool may ever have: the `grow_to` limit, or
     /// `capacity` when the pool cannot grow.
@@ -79,8 +82,11 @@ pub struct Stats {
     pub wait_total: Duration,
     /// The longest one waiter spent in the queue.
     pub wait_max: Duration,
-    /// Times the pool grew by a segment (`segments - 1`).
+    /// Times the pool grew by a segment.
     pub growths: u64,
+    /// Times the pool was trimmed ([`Pool::trim`](crate::Pool::trim), or
+    /// by itself with [`trim_after`](crate::PoolBuilder::trim_after)).
+    pub trims: u64,
     /// Times a thread took the buffers parked in every thread cache back,
     /// because the shared list was empty.
     pub steals: u64,
@@ -88,8 +94,18 @@ pub struct Stats {
     pub refills: u64,
     /// Times a full thread cache gave half of itself back.
     pub flushes: u64,
-    /// Arena segments allocated: 1, plus one per growth step.
+    /// Arena segments allocated now: 1, plus one per growth step that no
+    /// trim has undone.
     pub segments: usize,
+    /// Bytes of the arenas the pool holds now: what it asked the system
+    /// for, in memory or not.
+    pub reserved_bytes: usize,
+    /// Of `reserved_bytes`, those in memory now, as the kernel reports
+    /// them (`mincore`, counting whole pages; where it cannot be asked,
+    /// all of them). Fresh arena pages count only once written, and
+    /// [`Pool::trim`](crate::Pool::trim) hands those of free buffers of
+    /// mapped arenas back.
+    pub resident_bytes: usize,
     /// Threads that have a cache for this pool now (live threads that used
     /// it since it was built).
     pub threads: usize,
@@ -124,6 +140,9 @@ impl Stats {
             wait_total: self.wait_total + o.wait_total,
             wait_max: self.wait_max.max(o.wait_max),
             growths: self.growths + o.growths,
+            trims: self.trims + o.trims,
+            reserved_bytes: self.reserved_bytes + o.reserved_bytes,
+            resident_bytes: self.resident_bytes + o.resident_bytes,
             steals: self.steals + o.steals,
             refills: self.refills + o.refills,
             flushes: self.flushes + o.flushes,
@@ -138,7 +157,7 @@ impl fmt::Display for Stats {
     /// One line: buffers, the high waters, then the cumulative counts.
     ///
     /// ```text
-    /// 1024 buffers (12 in use, 40 cached; high water 130, held 100), 9000 acquires, 8988 releases, 0 failed, 3 waits (1.2ms, longest 800µs), 0 growths, 1 steals, 70 refills, 64 flushes, 2 threads
+    /// 1024 buffers (12 in use, 40 cached; high water 130, held 100), 4.0 MiB reserved, 1.2 MiB resident, 9000 acquires, 8988 releases, 0 failed, 3 waits (1.2ms, longest 800µs), 0 growths, 0 trims, 1 steals, 70 refills, 64 flushes, 2 threads
     /// ```
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} buffers (", self.capacity)?;
@@ -152,6 +171,12 @@ impl fmt::Display for Stats {
         }
         write!(
             f,
+            ", {} reserved, {} resident",
+            Bytes(self.reserved_bytes),
+            Bytes(self.resident_bytes)
+        )?;
+        write!(
+            f,
             ", {} acquires, {} releases, {} failed, {} waits",
             self.acquires, self.releases, self.failed_acquires, self.waits
         )?;
@@ -163,8 +188,8 @@ impl fmt::Display for Stats {
         }
         write!(
             f,
-            ", {} growths, {} steals, {} refills, {} flushes, {} threads",
-            self.growths, self.steals, self.refills, self.flushes, self.threads
+            ", {} growths, {} trims, {} steals, {} refills, {} flushes, {} threads",
+            self.growths, self.trims, self.steals, self.refills, self.flushes, self.threads
         )?;
         if self.caches_off {
             f.write_str(", caches off")?;

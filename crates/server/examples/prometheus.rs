@@ -3,8 +3,9 @@
 //! `GET /metrics` on a second port, in the Prometheus text exposition
 //! format, with hyper. The counters are the pool's own: cumulative
 //! acquires, releases, failed acquires, waits and wait time, growths,
-//! steals, cache refills and flushes, and gauges of what is held now, one
-//! series per size class.
+//! trims, steals, cache refills and flushes, and gauges of what is held
+//! now and of the arenas' reserved and resident bytes, one series per
+//! size class.
 //!
 //! ```sh
 //! cargo run --release -p arenapool-server --example prometheus
@@ -84,6 +85,12 @@ const METRICS: &[Metric] = &[
         value: |s| s.growths as f64,
     },
     Metric {
+        name: "trims_total",
+        kind: "counter",
+        help: "Trims run (memory given back).",
+        value: |s| s.trims as f64,
+    },
+    Metric {
         name: "steals_total",
         kind: "counter",
         help: "Times the thread caches were emptied for a taker.",
@@ -130,6 +137,18 @@ const METRICS: &[Metric] = &[
         kind: "gauge",
         help: "Callers queued now.",
         value: |s| s.waiting as f64,
+    },
+    Metric {
+        name: "reserved_bytes",
+        kind: "gauge",
+        help: "Bytes of the arenas the class holds.",
+        value: |s| s.reserved_bytes as f64,
+    },
+    Metric {
+        name: "resident_bytes",
+        kind: "gauge",
+        help: "Of the reserved bytes, those in memory now.",
+        value: |s| s.resident_bytes as f64,
     },
 ];
 

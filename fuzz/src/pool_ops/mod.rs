@@ -48,7 +48,9 @@
 //! and the check after every operation), `ops` (the operations: to add one,
 //! add a variant to [`ops::Op`] and its arm in `State::op`, updating the
 //! model), `split` (the operations on views, and the splits of a writer),
-//! `thread` (the worker thread, and what runs on it in a hand-off).
+//! `thread` (the worker thread, and what runs on it in a hand-off), `trim`
+//! (`Pool::trim`: which segments it must free, and what that does to the
+//! model).
 
 use std::sync::Arc;
 
@@ -71,6 +73,7 @@ mod ops;
 mod settings;
 mod split;
 mod thread;
+mod trim;
 mod wakers;
 
 use model::{Handle, State, Upper};
@@ -148,6 +151,8 @@ pub fn run(input: Input) {
         capacity: cfg.capacity,
         limit,
         segments: 1,
+        growths: 0,
+        trims: 0,
         failed: 0,
         waits: 0,
         most_out: 0,

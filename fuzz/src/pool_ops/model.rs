@@ -317,6 +317,8 @@ pub(super) struct State<'p> {
     pub(super) capacity: usize,
     pub(super) limit: usize,
     pub(super) segments: usize,
+    pub(super) growths: u64,
+    pub(super) trims: u64,
     pub(super) failed: u64,
     pub(super) waits: u64,
     /// Most buffers out at once (held, frozen or handed to waiters).
@@ -377,6 +379,7 @@ impl<'p> State<'p> {
         if out == self.capacity {
             self.capacity += self.capacity.min(self.limit - self.capacity);
             self.segments += 1;
+            self.growths += 1;
         }
         true
     }
@@ -509,6 +512,9 @@ impl<'p> State<'p> {
             sum.wait_total += s.wait_total;
             sum.wait_max = sum.wait_max.max(s.wait_max);
             sum.growths += s.growths;
+            sum.trims += s.trims;
+            sum.reserved_bytes += s.reserved_bytes;
+            sum.resident_bytes += s.resident_bytes;
             sum.steals += s.steals;
             sum.refills += s.refills;
             sum.flushes += s.flushes;
@@ -529,7 +535,14 @@ impl<'p> State<'p> {
         assert_eq!(s.releases, s.acquires - s.in_use as u64, "releases {s:?}");
         assert!(s.held_high_water >= s.in_use, "held_high_water {s:?}");
         assert!(s.held_high_water <= s.high_water, "held_high_water {s:?}");
-        assert_eq!(s.growths, s.segments as u64 - 1, "growths {s:?}");
+        assert_eq!(s.growths, self.growths, "growths {s:?}");
+        assert_eq!(s.trims, self.trims, "trims {s:?}");
+        assert_eq!(
+            s.reserved_bytes,
+            self.capacity * self.stride(),
+            "reserved {s:?}"
+        );
+        assert!(s.resident_bytes <= s.reserved_bytes, "resident {s:?}");
         assert_eq!(s.capacity, self.capacity, "capacity {s:?}");
         assert_eq!(s.max_capacity, self.limit, "max_capacity {s:?}");
         assert_eq!(
@@ -557,7 +570,8 @@ impl<'p> State<'p> {
         assert_eq!(s.failed_acquires, self.failed, "failed_acquires {s:?}");
         assert_eq!(s.waits, self.waits, "waits {s:?}");
         assert!(s.in_use + s.cached <= s.capacity, "{s:?}");
-        assert!(s.high_water <= s.capacity, "high_water {s:?}");
+        // A trim may free segments whose buffers were once out.
+        assert!(s.high_water <= self.limit, "high_water {s:?}");
         if self.cfg.cache_size == 0 {
             assert_eq!(
                 s.high_water, self.most_out,

@@ -170,6 +170,8 @@ pub enum Op {
     },
     /// Drops a held buffer of the larger size class.
     ReleaseUpper(u8),
+    /// `Pool::trim` (`trim.rs`).
+    Trim,
 }
 
 impl<'p> State<'p> {
@@ -521,6 +523,7 @@ impl<'p> State<'p> {
                 }
             }
             Op::SizedAcquire { n, owned, stamp } => self.sized_acquire(n, owned, stamp),
+            Op::Trim => self.trim(),
             Op::ReleaseUpper(h) => {
                 let zero = self.cfg.zero_on_release;
                 if let Some(u) = &mut self.upper

@@ -399,7 +399,7 @@ impl Ring {
         }
         let mut iovecs = Vec::new();
         let mut fixed = Vec::new();
-        for (first, base, bytes) in self.pool.segments().published_regions() {
+        for (first, base, bytes) in self.pool.pin_regions() {
             let slots = (bytes / stride) as u32;
             let mut done = 0u32;
             while done < slots {
@@ -421,7 +421,8 @@ impl Ring {
             return Err(UringError::TooLarge);
         }
         // SAFETY: each iovec is a whole number of slots inside one arena
-        // segment, and the segments stay allocated until the pool drops;
+        // segment, and the segments stay allocated (and their pages in
+        // place: `pin_regions` turned trimming off) until the pool drops;
         // `self` holds an `Pool` until after the registration goes
         // (the ring closes in `Drop` before that `Arc` is released, and a
         // forgotten ring leaks the `Arc`).
