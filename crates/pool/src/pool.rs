@@ -474,16 +474,31 @@ impl Shared {
             if OWNED {
                 *owed = false;
             }
-            // A full cache flushed a batch; serve waiters now that the
-            // cache operation is over.
             if flushed > 0 {
-                self.serve_pushed(flushed);
-                if self.config.trim_after_ns != 0 {
-                    self.maybe_trim();
-                }
+                self.after_flush(flushed);
             }
             return;
         }
+        self.put_shared(idx);
+    }
+
+    /// A full cache flushed a batch: serve waiters now that the cache
+    /// operation is over, and see whether the pool is idle (`trim_after`).
+    /// Out of line, as everything `put` does off the cached path, to keep
+    /// that path small.
+    #[inline(never)]
+    fn after_flush(&self, flushed: usize) {
+        self.serve_pushed(flushed);
+        if self.config.trim_after_ns != 0 {
+            self.maybe_trim();
+        }
+    }
+
+    /// [`put`](Self::put) without a cache: to the free list (or a waiter),
+    /// then the cache's hand-back if the caches are off, and the
+    /// `trim_after` check.
+    #[inline(never)]
+    fn put_shared(&self, idx: u32) {
         self.put_uncached(idx);
         if self.config.cache_size > 0 {
             self.disown_if_off();

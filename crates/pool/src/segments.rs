@@ -105,7 +105,7 @@ impl Segment {
         // this shared reference lives.
         match unsafe { &*self.arena.get() } {
             Some(arena) => arena,
-            None => unreachable!("segment at slot {} is retired", self.start),
+            None => retired(self.start),
         }
     }
 
@@ -125,9 +125,27 @@ impl Segment {
     }
 }
 
+/// A slot owner's segment was retired: a broken invariant, kept out of
+/// line so that the hot path stays small.
+#[cold]
+#[inline(never)]
+fn retired(start: u32) -> ! {
+    unreachable!("the segment at slot {start} is retired")
+}
+
+/// An owned slot in a segment not published: a broken invariant.
+#[cold]
+#[inline(never)]
+fn unpublished(idx: u32) -> ! {
+    unreachable!("owned slot {idx} lies in an unpublished segment")
+}
+
 /// Segment 0 plus the grown segments.
 pub(crate) struct Segments {
     first: Segment,
+    /// Segment 0's arena's base, which never changes (segment 0 is never
+    /// retired): the common case of `slot_ptr` in one load.
+    first_base: NonNull<u8>,
     /// Slots in segment 0 (`c` above). Never 0.
     first_len: u32,
     /// `buffer_size` rounded up to the alignment.
@@ -152,8 +170,11 @@ impl Segments {
         request: Request,
     ) -> Result<Self, BuildError> {
         let first = Segment::new(0, len, stride, align, request)?;
+        // SAFETY: nobody else sees the segment yet.
+        let first_base = unsafe { first.arena() }.base();
         Ok(Self {
             first,
+            first_base,
             first_len: len,
             stride,
             align,
@@ -249,19 +270,18 @@ impl Segments {
     /// allocation. `idx` must be owned by the caller (so it is published).
     #[inline]
     pub(crate) fn slot_ptr(&self, idx: u32) -> NonNull<u8> {
-        let (seg, offset) = if idx < self.first_len {
-            (&self.first, idx)
+        let (base, offset) = if idx < self.first_len {
+            (self.first_base, idx)
         } else {
             let (k, start) = self.segment_of(idx);
-            match self.get(k) {
-                Some(seg) => (seg, idx - start),
-                None => unreachable!("owned slot {idx} lies in an unpublished segment"),
-            }
+            let Some(seg) = self.get(k) else {
+                unpublished(idx)
+            };
+            debug_assert!(((idx - start) as usize) < seg.links.len());
+            // SAFETY: the caller owns slot `idx` of this segment.
+            (unsafe { seg.arena() }.base(), idx - start)
         };
-        debug_assert!((offset as usize) < seg.links.len());
-        // SAFETY: the caller owns slot `idx` of this segment.
-        let base = unsafe { seg.arena() }.base();
-        // SAFETY: `offset < len` of this segment, so `offset * stride` is
+        // SAFETY: `offset < len` of its segment, so `offset * stride` is
         // within its arena (whose size is `len * stride`, checked not to
         // overflow when it was allocated); the result is non-null.
         unsafe { NonNull::new_unchecked(base.as_ptr().add(offset as usize * self.stride)) }
