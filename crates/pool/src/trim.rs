@@ -22,10 +22,11 @@
 //! and then, with no lock held, serves waiters (their wakers are user
 //! code).
 //!
-//! An acquire that finds the free list empty while a trim holds it goes to
-//! the growth path, which takes the growth lock, so it waits for the trim
-//! to finish and then takes a slot: a trim never makes an acquire fail.
-//! A slot held by a user is never touched, so every handle stays valid.
+//! While a trim runs, its count (`SlowPath::trims`) is odd. An acquire
+//! that finds the free list empty reads the count; if it is odd, it waits
+//! for the growth lock and looks again, and if it moved meanwhile, it looks
+//! again too (`grow.rs`): a trim never makes an acquire fail. A slot held
+//! by a user is never touched, so every handle stays valid.
 //!
 //! Arenas the kernel may hold (io_uring fixed buffers, `Segments::pinned`)
 //! are left as they are: a trim then only flushes the caches.
@@ -119,7 +120,8 @@ impl Pool {
     /// `madvise(MADV_DONTNEED)`; they read as zeros when next used.
     ///
     /// Buffers held by users are not touched. An acquire racing a trim
-    /// waits for it (a few milliseconds for a gibibyte) rather than fail.
+    /// waits for it (tens of milliseconds for a gibibyte of 4 KiB buffers)
+    /// rather than fail.
     /// With io_uring fixed buffers registered (`uring`), the kernel may
     /// hold the arenas' pages, so a trim only flushes the caches.
     ///

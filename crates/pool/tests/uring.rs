@@ -446,3 +446,44 @@ fn zero_on_release_clears_what_the_kernel_wrote() {
     let again = pool.try_acquire_owned().unwrap();
     assert!(again.as_full().iter().all(|&b| b == 0));
 }
+
+/// Once the pool's arenas are registered as fixed buffers, the kernel may
+/// hold their pages: a trim frees no segment and hands no page back, even
+/// with the ring gone, and the registered bytes stay the ones written.
+#[test]
+#[cfg_attr(miri, ignore = "io_uring syscalls")]
+fn trim_leaves_registered_arenas_in_place() {
+    let pool = Pool::builder()
+        .buffer_size(4096)
+        .alignment(4096)
+        .capacity(8)
+        .grow_to(16)
+        .cache_size(0)
+        .backing(arenapool::Backing::Mmap)
+        .build()
+        .unwrap();
+    // Grown first, so that both segments are registered.
+    let mut held: Vec<_> = (0..16).map(|_| pool.try_acquire().unwrap()).collect();
+    for b in &mut held {
+        b.as_full_mut().fill(0xC3);
+    }
+    drop(held);
+    let Some(ring) = ring(&pool, true) else {
+        return;
+    };
+    let before = pool.stats();
+    for _ in 0..2 {
+        let t = pool.trim();
+        assert_eq!((t.segments_freed, t.bytes_released), (0, 0), "{t:?}");
+        let s = pool.stats();
+        assert_eq!(
+            (s.capacity, s.resident_bytes),
+            (16, before.resident_bytes),
+            "{s}"
+        );
+    }
+    drop(ring);
+    assert_eq!(pool.trim().segments_freed, 0);
+    let all: Vec<_> = (0..16).map(|_| pool.try_acquire().unwrap()).collect();
+    assert!(all.iter().all(|b| b.as_full().iter().all(|&x| x == 0xC3)));
+}
