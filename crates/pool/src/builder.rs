@@ -201,9 +201,10 @@ impl PoolBuilder {
     }
 
     /// Trim by itself (default off): when a release reaches the shared
-    /// free list (a thread cache flushing, or any release without
-    /// caches) and finds that fewer than half the pool's buffers have
-    /// been out of that list for at least `idle`, the releasing thread
+    /// free list (any release without caches, or a thread cache flushing
+    /// on the release of a borrowed buffer) and finds that fewer than
+    /// half the pool's buffers have been out of that list for at least
+    /// `idle`, the releasing thread
     /// runs [`Pool::trim`](crate::Pool::trim), unless another thread is
     /// growing or trimming right then. No timer or thread is involved: a
     /// pool nobody uses is not trimmed. Off, a release pays nothing for

@@ -475,7 +475,7 @@ impl Shared {
                 *owed = false;
             }
             if flushed > 0 {
-                self.after_flush(flushed);
+                self.after_flush(flushed, !OWNED);
             }
             return;
         }
@@ -483,13 +483,20 @@ impl Shared {
     }
 
     /// A full cache flushed a batch: serve waiters now that the cache
-    /// operation is over, and see whether the pool is idle (`trim_after`).
-    /// Out of line, as everything `put` does off the cached path, to keep
-    /// that path small.
+    /// operation is over, and, if `may_trim`, see whether the pool is idle
+    /// (`trim_after`). Out of line, as everything `put` does off the
+    /// cached path, to keep that path small.
+    ///
+    /// Not for an owned buffer's release (`may_trim` false): its reference
+    /// to the pool went to the cache as a credit, which a closing pool may
+    /// take back at once, so nothing here may rely on the segments being
+    /// there. A borrowed buffer's pool handle outlives the call, and the
+    /// uncached path (`put_shared`) keeps an owned buffer's reference until
+    /// after it.
     #[inline(never)]
-    fn after_flush(&self, flushed: usize) {
+    fn after_flush(&self, flushed: usize, may_trim: bool) {
         self.serve_pushed(flushed);
-        if self.config.trim_after_ns != 0 {
+        if may_trim && self.config.trim_after_ns != 0 {
             self.maybe_trim();
         }
     }

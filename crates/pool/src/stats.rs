@@ -51,7 +51,8 @@ pub struct Stats {
     /// index order, so this is the highest slot index ever taken, plus one.
     /// With `cache_size(0)` it is exactly the most buffers ever held at
     /// once; with caches it can exceed that by what the caches held (see
-    /// `held_high_water`).
+    /// `held_high_water`). A peak, so after a trim it can exceed
+    /// `capacity`.
     pub high_water: usize,
     /// The most buffers seen held by users at once, not counting thread
     /// caches: sampled at every growth and failed acquire and whenever

@@ -125,6 +125,30 @@ fn trim_after_trims_only_once_idle_long_enough() {
     }
 }
 
+/// With thread caches, the check runs when a cache flushes on a borrowed
+/// release: the pool trims itself on the way down. (Released newest
+/// first, so that the top segments empty first; released oldest first,
+/// the top segment is held until the last few releases, which stay in
+/// the cache.)
+#[test]
+fn trim_after_trims_on_a_cache_flush() {
+    let pool = Pool::builder()
+        .buffer_size(64)
+        .capacity(4)
+        .grow_to(64)
+        .cache_size(8)
+        .trim_after(Duration::ZERO)
+        .build()
+        .unwrap();
+    let held: Vec<_> = (0..64).map(|_| pool.try_acquire().unwrap()).collect();
+    for b in held.into_iter().rev() {
+        drop(b);
+    }
+    let s = pool.stats();
+    assert!(s.trims > 0, "{s}");
+    assert!(s.capacity < 64, "{s}");
+}
+
 /// Threads acquire, write, check and release while another trims over
 /// and over: no buffer is handed out twice, bytes of held buffers are
 /// never changed, and an acquire never fails while buffers are free.
