@@ -163,6 +163,7 @@ impl Shared {
         // every thread that reads a head value written after it, such as
         // the empty list the pop below leaves.
         self.slow.trims.fetch_add(1, Relaxed);
+        let even_again = EvenAgain(&self.slow.trims);
         self.free.sync();
         let flushed = if self.config.cache_size > 0 {
             self.flush_caches()
@@ -178,9 +179,7 @@ impl Shared {
         } else {
             self.trim_free(&mut live, &mut out)
         };
-        // Even again. Release: an acquire that sees this count sees the
-        // slots given back (`Shared::take_slow`).
-        self.slow.trims.fetch_add(1, Release);
+        drop(even_again);
         drop(live);
         self.serve_pushed(pushed);
         out
@@ -285,6 +284,19 @@ impl Shared {
         if self.config.trim_after_ns != 0 {
             self.slow.below_since.store(0, Relaxed);
         }
+    }
+}
+
+/// Makes the trim count even again when dropped, also if the trim
+/// unwinds: an odd count left behind would keep every acquire that finds
+/// the list empty waiting for a trim that is over (`Shared::take_slow`).
+struct EvenAgain<'a>(&'a crate::sync::AtomicU64);
+
+impl Drop for EvenAgain<'_> {
+    fn drop(&mut self) {
+        // Release: an acquire that sees this count sees the slots given
+        // back (`Shared::take_slow`).
+        self.0.fetch_add(1, Release);
     }
 }
 
