@@ -1,4 +1,5 @@
-//! [`Pool`]: acquire, release, growth, waiting and statistics.
+//! [`Pool`]: acquire, release, waiting and statistics (growth is in
+//! `grow.rs`, trimming in `trim.rs`).
 //!
 //! # The hot path
 //!
@@ -26,7 +27,6 @@ use crate::backing::BackingReport;
 use crate::builder::PoolBuilder;
 use crate::cache;
 use crate::error::{BuildError, Exhausted};
-
 use crate::handle::{OwnedBuf, PoolBuf};
 use crate::shared::{CACHES_OFF, Shared, WAITER};
 use crate::stats::Stats;
