@@ -350,7 +350,7 @@ impl Segments {
         let (k, start) = self.segment_of(first);
         debug_assert_eq!(self.segment_of(last).0, k);
         let Some(seg) = self.get(k) else {
-            unreachable!("owned slot {first} lies in an unpublished segment")
+            unpublished(first)
         };
         // SAFETY: the caller owns slots of this segment.
         let arena = unsafe { seg.arena() };

@@ -3,8 +3,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::trim::Bytes;
-
 /// What [`Pool::stats`](crate::Pool::stats) reports. For a pool with size
 /// classes, the sum over its classes ([`Pool::class_stats`](crate::Pool::class_stats)
 /// gives each).
@@ -155,7 +153,8 @@ impl Stats {
 }
 
 impl fmt::Display for Stats {
-    /// One line: buffers, the high waters, then the cumulative counts.
+    /// One line: buffers, the high waters, then the cumulative counts;
+    /// its shape (the numbers are made up):
     ///
     /// ```text
     /// 1024 buffers (12 in use, 40 cached; high water 130, held 100), 4.0 MiB reserved, 1.2 MiB resident, 9000 acquires, 8988 releases, 0 failed, 3 waits (1.2ms, longest 800µs), 0 growths, 0 trims, 1 steals, 70 refills, 64 flushes, 2 threads
@@ -196,5 +195,24 @@ impl fmt::Display for Stats {
             f.write_str(", caches off")?;
         }
         Ok(())
+    }
+}
+
+/// A byte count in the largest binary unit that keeps it at least 1.
+pub(crate) struct Bytes(pub(crate) usize);
+
+impl fmt::Display for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+        if self.0 < 1024 {
+            return write!(f, "{} B", self.0);
+        }
+        let mut v = self.0 as f64 / 1024.0;
+        let mut unit = 0;
+        while v >= 1024.0 && unit + 1 < UNITS.len() {
+            v /= 1024.0;
+            unit += 1;
+        }
+        write!(f, "{v:.1} {}", UNITS[unit])
     }
 }

@@ -53,11 +53,8 @@ impl State<'_> {
                 "{t:?} {s:?}: between {segments} and {} segments",
                 self.segments
             );
-            capacity = if s.segments == 1 {
-                self.cfg.capacity
-            } else {
-                (self.cfg.capacity << (s.segments - 1)).min(self.limit)
-            };
+            // Segment k ends at c * 2^k, the last one cut to the limit.
+            capacity = (self.cfg.capacity << (s.segments - 1)).min(self.limit);
             segments = s.segments;
         }
         assert_eq!(t.segments_freed, self.segments - segments, "{t:?}");

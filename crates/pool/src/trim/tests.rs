@@ -167,37 +167,44 @@ fn trim_races_acquire_release_growth_and_steals() {
         let stop = AtomicBool::new(false);
         let rounds = if cfg!(miri) { 20 } else { 2000 };
         std::thread::scope(|s| {
-            for t in 0..3u8 {
-                let pool = &pool;
-                s.spawn(move || {
-                    for i in 0..rounds {
-                        // 3 threads x 8 buffers < 32: never exhausted.
-                        let mut held: Vec<_> = (0..1 + i % 8)
-                            .map(|_| pool.try_acquire().expect("a free buffer"))
-                            .collect();
-                        for b in &mut held {
-                            b.as_full_mut().fill(t);
+            let workers: Vec<_> = (0..3u8)
+                .map(|t| {
+                    let pool = &pool;
+                    s.spawn(move || {
+                        for i in 0..rounds {
+                            // 3 threads x 8 buffers < 32: never exhausted.
+                            let mut held: Vec<_> = (0..1 + i % 8)
+                                .map(|_| pool.try_acquire().expect("a free buffer"))
+                                .collect();
+                            for b in &mut held {
+                                b.as_full_mut().fill(t);
+                            }
+                            std::thread::yield_now();
+                            for b in &held {
+                                assert!(
+                                    b.as_full().iter().all(|&x| x == t),
+                                    "a held buffer changed"
+                                );
+                            }
                         }
-                        std::thread::yield_now();
-                        for b in &held {
-                            assert!(b.as_full().iter().all(|&x| x == t), "a held buffer changed");
-                        }
-                    }
-                });
-            }
-            s.spawn(|| {
+                    })
+                })
+                .collect();
+            let trimmer = s.spawn(|| {
+                let mut trims = 0u64;
                 while !stop.load(Relaxed) {
                     pool.trim();
+                    trims += 1;
                     std::thread::yield_now();
                 }
+                trims
             });
-            // The workers end by themselves; then stop the trimmer.
-            s.spawn(|| {
-                while pool.stats().acquires < 3 * rounds as u64 {
-                    std::thread::yield_now();
-                }
-                stop.store(true, Relaxed);
-            });
+            // Trim until every worker is done.
+            for w in workers {
+                w.join().unwrap();
+            }
+            stop.store(true, Relaxed);
+            assert!(trimmer.join().unwrap() > 0);
         });
         pool.trim();
         let s = pool.stats();
